@@ -1,0 +1,5 @@
+//! The `authbridge` binary: parses the command line and hands over to [`authbridge::cli`].
+
+fn main() -> std::process::ExitCode {
+    authbridge::cli::main()
+}
