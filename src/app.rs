@@ -49,7 +49,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("issuer", &self.issuer.issuer()).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("issuer", &self.issuer.issuer())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,9 @@ impl App {
         let pepper = load_pepper(&store, &sealer).await?;
 
         let now = clock.now();
-        let keyring = Arc::new(Keyring::load_or_create(store.clone(), sealer, config.signing.algorithm, now).await?);
+        let keyring = Arc::new(
+            Keyring::load_or_create(store.clone(), sealer, config.signing.algorithm, now).await?,
+        );
         let directory = Arc::new(TenantDirectory::load(&store).await?);
         let revocations = Arc::new(RevocationList::default());
         revocations.reload(&store, now).await?;

@@ -81,7 +81,9 @@ impl TenantDirectory {
         let mut path = Vec::new();
         let mut cursor = Some(id.clone());
         while let Some(tenant) = cursor {
-            let Some(node) = nodes.get(&tenant) else { break };
+            let Some(node) = nodes.get(&tenant) else {
+                break;
+            };
             path.push(tenant);
             if path.len() > MAX_DEPTH {
                 break;
@@ -97,7 +99,11 @@ impl TenantDirectory {
     }
 
     /// The roles that `grants` (roles per tenant) give at `target`, following inheritance.
-    pub fn effective_roles(&self, grants: &BTreeMap<TenantId, Vec<String>>, target: &TenantId) -> BTreeSet<String> {
+    pub fn effective_roles(
+        &self,
+        grants: &BTreeMap<TenantId, Vec<String>>,
+        target: &TenantId,
+    ) -> BTreeSet<String> {
         let nodes = self.nodes.read();
         let mut roles = BTreeSet::new();
         let mut cursor = target.clone();
@@ -105,7 +111,9 @@ impl TenantDirectory {
             if let Some(granted) = grants.get(&cursor) {
                 roles.extend(granted.iter().cloned());
             }
-            let Some(node) = nodes.get(&cursor) else { break };
+            let Some(node) = nodes.get(&cursor) else {
+                break;
+            };
             if !node.inherit_roles {
                 break;
             }
@@ -145,10 +153,16 @@ mod tests {
         directory.upsert(&tenant("closed00", Some("root0000"), false));
         directory.upsert(&tenant("grand000", Some("child000"), true));
         let grants = BTreeMap::from([(id("root0000"), vec!["admin".to_owned()])]);
-        assert!(directory.effective_roles(&grants, &id("grand000")).contains("admin"));
-        assert!(directory.effective_roles(&grants, &id("closed00")).is_empty());
+        assert!(directory
+            .effective_roles(&grants, &id("grand000"))
+            .contains("admin"));
+        assert!(directory
+            .effective_roles(&grants, &id("closed00"))
+            .is_empty());
         let child_grants = BTreeMap::from([(id("child000"), vec!["reader".to_owned()])]);
-        assert!(directory.effective_roles(&child_grants, &id("root0000")).is_empty());
+        assert!(directory
+            .effective_roles(&child_grants, &id("root0000"))
+            .is_empty());
     }
 
     #[test]

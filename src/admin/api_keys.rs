@@ -70,22 +70,33 @@ impl From<&ApiKeyRecord> for ApiKeyView {
 
 impl App {
     /// Creates an API key in `tenant`; returns the row and the key, which is not stored.
-    pub async fn create_api_key(&self, tenant: &TenantId, request: &CreateApiKey) -> AdminResult<(ApiKeyRecord, SecretString)> {
+    pub async fn create_api_key(
+        &self,
+        tenant: &TenantId,
+        request: &CreateApiKey,
+    ) -> AdminResult<(ApiKeyRecord, SecretString)> {
         if !is_valid_role(&request.role) {
             return Err(AdminError::Invalid(format!(
                 "role {:?} is invalid: use a lowercase letter, then up to 31 lowercase letters, digits or '-'",
                 request.role
             )));
         }
-        let name = request.name.as_deref().map(|n| check_name(n, "API key")).transpose()?;
+        let name = request
+            .name
+            .as_deref()
+            .map(|n| check_name(n, "API key"))
+            .transpose()?;
         let now = self.clock.now();
         let expires_at = match &request.expires_at {
             None => None,
             Some(text) => {
-                let at = parse_rfc3339(text)
-                    .ok_or_else(|| AdminError::Invalid(format!("expiresAt {text:?} is not an RFC 3339 time")))?;
+                let at = parse_rfc3339(text).ok_or_else(|| {
+                    AdminError::Invalid(format!("expiresAt {text:?} is not an RFC 3339 time"))
+                })?;
                 if at <= now {
-                    return Err(AdminError::Invalid(format!("expiresAt {text:?} is in the past")));
+                    return Err(AdminError::Invalid(format!(
+                        "expiresAt {text:?} is in the past"
+                    )));
                 }
                 Some(at)
             }
@@ -101,7 +112,13 @@ impl App {
         self.insert_new_key(parts, name, expires_at, now).await
     }
 
-    async fn insert_new_key(&self, parts: ApiKeyParts, name: Option<String>, expires_at: Option<i64>, now: i64) -> AdminResult<(ApiKeyRecord, SecretString)> {
+    async fn insert_new_key(
+        &self,
+        parts: ApiKeyParts,
+        name: Option<String>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> AdminResult<(ApiKeyRecord, SecretString)> {
         let key = api_key::generate(&self.config.api_keys.prefix, &parts);
         let record = ApiKeyRecord {
             id: format!("key_{}", random_lowercase_alphanumeric(16)),
@@ -121,19 +138,30 @@ impl App {
     }
 
     pub async fn api_key(&self, tenant: &TenantId, id: &str) -> AdminResult<ApiKeyRecord> {
-        self.store.api_key(tenant, id).await?.ok_or(AdminError::NotFound("API key"))
+        self.store
+            .api_key(tenant, id)
+            .await?
+            .ok_or(AdminError::NotFound("API key"))
     }
 
     /// Revokes a key now. Revoking a revoked key is not an error.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> AdminResult<ApiKeyRecord> {
-        let record = self.store.revoke_api_key(tenant, id, self.clock.now()).await?;
+        let record = self
+            .store
+            .revoke_api_key(tenant, id, self.clock.now())
+            .await?;
         self.verifier.api_key_cache().invalidate(&record.key_hash);
         Ok(record)
     }
 
     /// Issues a replacement key with the same role, mode, name and expiry; the old key keeps
     /// working for `grace_seconds` and is revoked after that.
-    pub async fn rotate_api_key(&self, tenant: &TenantId, id: &str, grace_seconds: i64) -> AdminResult<(ApiKeyRecord, SecretString)> {
+    pub async fn rotate_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        grace_seconds: i64,
+    ) -> AdminResult<(ApiKeyRecord, SecretString)> {
         if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
             return Err(AdminError::Invalid(format!(
                 "gracePeriodSeconds {grace_seconds} must be between 0 and {MAX_GRACE_SECONDS}"
@@ -142,7 +170,9 @@ impl App {
         let old = self.api_key(tenant, id).await?;
         let now = self.clock.now();
         if old.revoked_at.is_some_and(|at| at <= now) || old.replaced_by.is_some() {
-            return Err(AdminError::Conflict(format!("API key {id} is revoked or already rotated")));
+            return Err(AdminError::Conflict(format!(
+                "API key {id} is revoked or already rotated"
+            )));
         }
         let parts = ApiKeyParts {
             mode: old.mode,
@@ -163,9 +193,15 @@ impl App {
             revoked_at: None,
             replaced_by: None,
         };
-        match self.store.rotate_api_key(&old, &replacement, now + grace_seconds).await {
+        match self
+            .store
+            .rotate_api_key(&old, &replacement, now + grace_seconds)
+            .await
+        {
             Err(StoreError::Conflict(_)) => {
-                return Err(AdminError::Conflict(format!("API key {id} was rotated concurrently")))
+                return Err(AdminError::Conflict(format!(
+                    "API key {id} was rotated concurrently"
+                )))
             }
             other => other?,
         }

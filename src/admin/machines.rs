@@ -73,8 +73,17 @@ impl From<&MachineRecord> for MachineView {
             tenant_id: machine.tenant_id.to_string(),
             name: machine.name.clone(),
             client_id: machine.client_id.clone(),
-            token_endpoint_auth_method: if machine.jwks.is_some() { "private_key_jwt" } else { "client_secret_basic" }.to_owned(),
-            roles: machine.roles.iter().map(|(t, r)| (t.to_string(), r.clone())).collect(),
+            token_endpoint_auth_method: if machine.jwks.is_some() {
+                "private_key_jwt"
+            } else {
+                "client_secret_basic"
+            }
+            .to_owned(),
+            roles: machine
+                .roles
+                .iter()
+                .map(|(t, r)| (t.to_string(), r.clone()))
+                .collect(),
             scopes: machine.scopes.clone(),
             audiences: machine.audiences.clone(),
             mode: machine.mode,
@@ -85,13 +94,21 @@ impl From<&MachineRecord> for MachineView {
 
 fn check_scope_token(scope: &str) -> bool {
     // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-    !scope.is_empty() && scope.len() <= 128 && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !scope.is_empty()
+        && scope.len() <= 128
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 impl App {
     /// Registers a machine in `tenant`. Returns the machine and, for secret-based machines, the
     /// client secret in clear, which is not stored.
-    pub async fn create_machine(&self, tenant: &TenantId, request: &CreateMachine) -> AdminResult<(MachineRecord, Option<SecretString>)> {
+    pub async fn create_machine(
+        &self,
+        tenant: &TenantId,
+        request: &CreateMachine,
+    ) -> AdminResult<(MachineRecord, Option<SecretString>)> {
         let name = check_name(&request.name, "machine")?;
         if !self.directory.contains(tenant) {
             return Err(AdminError::NotFound("tenant"));
@@ -112,13 +129,22 @@ impl App {
             roles.insert(grant_tenant, grant_roles.clone());
         }
         if let Some(bad) = request.scopes.iter().find(|s| !check_scope_token(s)) {
-            return Err(AdminError::Invalid(format!("scope {bad:?} is not a valid scope token")));
+            return Err(AdminError::Invalid(format!(
+                "scope {bad:?} is not a valid scope token"
+            )));
         }
-        if let Some(bad) = request.audiences.iter().find(|a| a.is_empty() || a.len() > 512) {
-            return Err(AdminError::Invalid(format!("audience {bad:?} must be 1 to 512 characters")));
+        if let Some(bad) = request
+            .audiences
+            .iter()
+            .find(|a| a.is_empty() || a.len() > 512)
+        {
+            return Err(AdminError::Invalid(format!(
+                "audience {bad:?} must be 1 to 512 characters"
+            )));
         }
         if let Some(jwks) = &request.jwks {
-            let (keys, refused) = parse_key_set(jwks).map_err(|e| AdminError::Invalid(format!("jwks: {e}")))?;
+            let (keys, refused) =
+                parse_key_set(jwks).map_err(|e| AdminError::Invalid(format!("jwks: {e}")))?;
             if let Some(first) = refused.first() {
                 return Err(AdminError::Invalid(format!("jwks: {first}")));
             }
@@ -135,7 +161,9 @@ impl App {
                 tenant_id: tenant.clone(),
                 name: name.clone(),
                 client_id: generate_client_id(),
-                secret_hash: secret.as_ref().map(|s| self.pepper.digest_hex(s.expose().as_bytes())),
+                secret_hash: secret
+                    .as_ref()
+                    .map(|s| self.pepper.digest_hex(s.expose().as_bytes())),
                 jwks: request.jwks.clone(),
                 roles: roles.clone(),
                 scopes: request.scopes.clone(),
@@ -150,6 +178,8 @@ impl App {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(AdminError::Conflict("could not allocate a machine id".to_owned()))
+        Err(AdminError::Conflict(
+            "could not allocate a machine id".to_owned(),
+        ))
     }
 }

@@ -28,7 +28,9 @@ impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => AdminError::NotFound(what),
-            StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists or conflicts")),
+            StoreError::Conflict(what) => {
+                AdminError::Conflict(format!("{what} already exists or conflicts"))
+            }
             other => AdminError::Store(other),
         }
     }
@@ -38,7 +40,8 @@ pub type AdminResult<T> = Result<T, AdminError>;
 
 fn check_name(name: &str, what: &str) -> AdminResult<String> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control)
+    {
         return Err(AdminError::Invalid(format!(
             "{what} name must be 1 to 200 characters without control characters"
         )));

@@ -59,13 +59,19 @@ impl App {
     /// Creates a tenant. `parent_id` must exist; `None` creates a root tenant.
     pub async fn create_tenant(&self, request: &CreateTenant) -> AdminResult<TenantRecord> {
         let name = check_name(&request.name, "tenant")?;
-        let parent_id = request.parent_id.as_deref().map(parse_tenant_id).transpose()?;
+        let parent_id = request
+            .parent_id
+            .as_deref()
+            .map(parse_tenant_id)
+            .transpose()?;
         if let Some(parent) = &parent_id {
             if !self.directory.contains(parent) {
                 return Err(AdminError::NotFound("parent tenant"));
             }
             if self.directory.depth(parent) >= MAX_DEPTH {
-                return Err(AdminError::Invalid(format!("tenant trees are limited to {MAX_DEPTH} levels")));
+                return Err(AdminError::Invalid(format!(
+                    "tenant trees are limited to {MAX_DEPTH} levels"
+                )));
             }
         }
         let now = self.clock.now();
@@ -88,14 +94,23 @@ impl App {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(AdminError::Conflict("could not allocate a tenant id".to_owned()))
+        Err(AdminError::Conflict(
+            "could not allocate a tenant id".to_owned(),
+        ))
     }
 
     pub async fn tenant(&self, id: &TenantId) -> AdminResult<TenantRecord> {
-        self.store.tenant(id).await?.ok_or(AdminError::NotFound("tenant"))
+        self.store
+            .tenant(id)
+            .await?
+            .ok_or(AdminError::NotFound("tenant"))
     }
 
-    pub async fn update_tenant(&self, id: &TenantId, request: &UpdateTenant) -> AdminResult<TenantRecord> {
+    pub async fn update_tenant(
+        &self,
+        id: &TenantId,
+        request: &UpdateTenant,
+    ) -> AdminResult<TenantRecord> {
         let mut tenant = self.tenant(id).await?;
         if let Some(name) = &request.name {
             tenant.name = check_name(name, "tenant")?;

@@ -34,7 +34,9 @@ pub enum ApiKeyFormatError {
     Role,
     #[error("API key tenant id is not 8 lowercase letters and digits")]
     Tenant,
-    #[error("API key secret is not {SECRET_HEX_LEN} hex digits and a {CHECKSUM_LEN}-character checksum")]
+    #[error(
+        "API key secret is not {SECRET_HEX_LEN} hex digits and a {CHECKSUM_LEN}-character checksum"
+    )]
     Secret,
     #[error("API key checksum does not match: the key was mistyped or truncated")]
     Checksum,
@@ -143,17 +145,32 @@ mod tests {
             let mut bytes = text.as_bytes().to_vec();
             bytes[index] = if bytes[index] == b'0' { b'1' } else { b'0' };
             let changed = String::from_utf8(bytes).unwrap();
-            assert!(parse("ab", &changed).is_err(), "change at {index} went unnoticed");
+            assert!(
+                parse("ab", &changed).is_err(),
+                "change at {index} went unnoticed"
+            );
         }
     }
 
     #[test]
     fn malformed_keys_name_their_fault() {
         assert_eq!(parse("ab", "ab_live_admin"), Err(ApiKeyFormatError::Shape));
-        assert_eq!(parse("ab", "ab_prod_admin_abcd1234_x"), Err(ApiKeyFormatError::Mode));
-        assert_eq!(parse("ab", "ab_live_Admin_abcd1234_x"), Err(ApiKeyFormatError::Role));
-        assert_eq!(parse("ab", "ab_live_admin_ABCD1234_x"), Err(ApiKeyFormatError::Tenant));
-        assert_eq!(parse("ab", "ab_live_admin_abcd1234_x"), Err(ApiKeyFormatError::Secret));
+        assert_eq!(
+            parse("ab", "ab_prod_admin_abcd1234_x"),
+            Err(ApiKeyFormatError::Mode)
+        );
+        assert_eq!(
+            parse("ab", "ab_live_Admin_abcd1234_x"),
+            Err(ApiKeyFormatError::Role)
+        );
+        assert_eq!(
+            parse("ab", "ab_live_admin_ABCD1234_x"),
+            Err(ApiKeyFormatError::Tenant)
+        );
+        assert_eq!(
+            parse("ab", "ab_live_admin_abcd1234_x"),
+            Err(ApiKeyFormatError::Secret)
+        );
     }
 
     #[test]

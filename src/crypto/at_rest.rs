@@ -84,7 +84,10 @@ mod tests {
     fn sealed_value_opens_only_with_same_key_and_context() {
         let sealer = Sealer::new(&SecretBytes::new(vec![7; 32]));
         let sealed = sealer.seal(b"private key", b"signing-key:abc");
-        assert_eq!(sealer.open(&sealed, b"signing-key:abc").unwrap().expose(), b"private key");
+        assert_eq!(
+            sealer.open(&sealed, b"signing-key:abc").unwrap().expose(),
+            b"private key"
+        );
         assert!(sealer.open(&sealed, b"signing-key:xyz").is_err());
         let other = Sealer::new(&SecretBytes::new(vec![8; 32]));
         assert!(other.open(&sealed, b"signing-key:abc").is_err());

@@ -24,9 +24,15 @@ pub enum MasterKeyError {
     #[error("master key file {path} is not 32 bytes of base64: generate one with `openssl rand -base64 32`")]
     InvalidFile { path: PathBuf },
     #[error("cannot read master key file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write development master key {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 const DEVELOPMENT_KEY_FILE: &str = "master.key";
@@ -55,7 +61,10 @@ pub fn load_master_key(config: &Config) -> Result<(SecretBytes, MasterKeySource)
     let mut bytes = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     write_private_file(&path, STANDARD.encode(&bytes).as_bytes())?;
-    Ok((SecretBytes::new(bytes), MasterKeySource::GeneratedDevelopmentKey(path)))
+    Ok((
+        SecretBytes::new(bytes),
+        MasterKeySource::GeneratedDevelopmentKey(path),
+    ))
 }
 
 fn read_key_file(path: &Path) -> Result<SecretBytes, MasterKeyError> {
@@ -63,7 +72,9 @@ fn read_key_file(path: &Path) -> Result<SecretBytes, MasterKeyError> {
         path: path.to_owned(),
         source,
     })?;
-    decode(&text).ok_or_else(|| MasterKeyError::InvalidFile { path: path.to_owned() })
+    decode(&text).ok_or_else(|| MasterKeyError::InvalidFile {
+        path: path.to_owned(),
+    })
 }
 
 fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), MasterKeyError> {
@@ -97,7 +108,10 @@ mod tests {
         let mut config = Config::default();
         config.database.data_dir = dir.path().to_owned();
         let (first, source) = load_master_key(&config).unwrap();
-        assert!(matches!(source, MasterKeySource::GeneratedDevelopmentKey(_)));
+        assert!(matches!(
+            source,
+            MasterKeySource::GeneratedDevelopmentKey(_)
+        ));
         let (second, _) = load_master_key(&config).unwrap();
         assert_eq!(first, second);
     }
@@ -106,6 +120,9 @@ mod tests {
     fn short_configured_key_is_rejected() {
         let mut config = Config::default();
         config.security.master_key = Some(STANDARD.encode([1u8; 16]));
-        assert!(matches!(load_master_key(&config), Err(MasterKeyError::InvalidConfigured)));
+        assert!(matches!(
+            load_master_key(&config),
+            Err(MasterKeyError::InvalidConfigured)
+        ));
     }
 }

@@ -29,7 +29,8 @@ impl Pepper {
     /// HMAC-SHA256 of `secret` under the pepper, as 32 bytes.
     pub fn digest(&self, secret: &[u8]) -> [u8; 32] {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-        let mut mac = HmacSha256::new_from_slice(self.key.expose()).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac =
+            HmacSha256::new_from_slice(self.key.expose()).unwrap_or_else(|_| unreachable_hmac());
         mac.update(secret);
         mac.finalize().into_bytes().into()
     }

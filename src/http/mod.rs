@@ -1,1 +1,137 @@
+//! The HTTP API: routes, shared extractors and the middleware stack. Handlers live in one file
+//! per area; status codes are assigned only in [`error`].
 
+pub mod admin;
+pub mod error;
+mod health;
+mod oauth;
+pub mod openapi;
+mod verify;
+mod well_known;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{header, HeaderMap};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::App;
+use crate::secret::SecretString;
+pub use error::{ApiError, OAuthError};
+
+pub type AppState = Arc<App>;
+
+/// Builds the router with every route and the middleware stack.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.config.server.max_body_bytes;
+    let (api, spec) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(oauth::routes())
+        .merge(verify::routes())
+        .merge(well_known::routes())
+        .merge(health::routes())
+        .merge(admin::routes())
+        .split_for_parts();
+    let spec = Arc::new(spec);
+    let request_id = header::HeaderName::from_static("x-request-id");
+
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let spec = spec.clone();
+            async move { axum::Json(spec.as_ref().clone()) }
+        }),
+    )
+    .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+    .with_state(app)
+    .layer(DefaultBodyLimit::max(max_body))
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", http.method = %request.method(), http.path = %request.uri().path(), request.id = %id)
+        }),
+    )
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The credential a request presents: `Authorization: Bearer ...` or `X-API-Key`.
+pub fn presented_credential(headers: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::BadRequest("Authorization header is not ASCII".to_owned())
+            })?;
+            let token = text
+                .strip_prefix("Bearer ")
+                .or_else(|| text.strip_prefix("bearer "))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("Authorization must use the Bearer scheme".to_owned())
+                })?;
+            Some(token.trim())
+        }
+    };
+    let api_key = match headers.get("x-api-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("X-API-Key header is not ASCII".to_owned()))?
+                .trim(),
+        ),
+    };
+    match (bearer, api_key) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "send the credential in Authorization or in X-API-Key, not both".to_owned(),
+        )),
+        (Some(token), None) | (None, Some(token)) => Ok(Some(SecretString::new(token))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A JSON body whose rejections are problem+json errors that name the fault.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".to_owned(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body into `T`, reporting the position and the fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}

@@ -18,8 +18,20 @@ use crate::tenancy::TenantDirectory;
 
 /// Claims a machine's custom claims may not replace.
 const RESERVED_CLAIMS: [&str; 14] = [
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tenantId", "mode", "machineId",
-    "authorization", "act",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "tenantId",
+    "mode",
+    "machineId",
+    "authorization",
+    "act",
 ];
 
 /// Why a token request was refused, in RFC 6749 section 5.2 terms.
@@ -62,7 +74,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +105,11 @@ impl TokenIssuer {
     }
 
     /// Issues a `client_credentials` access token to `machine`.
-    pub fn issue(&self, machine: &MachineRecord, request: &TokenRequest) -> Result<IssuedToken, IssueError> {
+    pub fn issue(
+        &self,
+        machine: &MachineRecord,
+        request: &TokenRequest,
+    ) -> Result<IssuedToken, IssueError> {
         for scope in &request.scopes {
             if !machine.scopes.contains(scope) {
                 return Err(IssueError::InvalidScope(scope.clone()));
@@ -104,7 +122,9 @@ impl TokenIssuer {
         };
         if !machine.audiences.is_empty() {
             if let Some(refused) = audiences.iter().find(|a| !machine.audiences.contains(a)) {
-                return Err(IssueError::InvalidTarget(format!("audience {refused:?} is not allowed for this client")));
+                return Err(IssueError::InvalidTarget(format!(
+                    "audience {refused:?} is not allowed for this client"
+                )));
             }
         }
 
@@ -173,13 +193,25 @@ impl TokenIssuer {
     pub fn sign(&self, claims: &Value) -> Result<SecretString, IssueError> {
         let key = self.keyring.current();
         let header = json!({"alg": key.algorithm.jose_name(), "typ": "at+jwt", "kid": key.kid});
-        let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
-        let signature = key.sign(signing_input.as_bytes()).map_err(|_| IssueError::Signing)?;
-        Ok(SecretString::new(format!("{signing_input}.{}", b64url(&signature))))
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let signature = key
+            .sign(signing_input.as_bytes())
+            .map_err(|_| IssueError::Signing)?;
+        Ok(SecretString::new(format!(
+            "{signing_input}.{}",
+            b64url(&signature)
+        )))
     }
 
     /// Grants to tenants that still exist.
-    fn live_grants(&self, grants: &BTreeMap<TenantId, Vec<String>>) -> BTreeMap<TenantId, Vec<String>> {
+    fn live_grants(
+        &self,
+        grants: &BTreeMap<TenantId, Vec<String>>,
+    ) -> BTreeMap<TenantId, Vec<String>> {
         grants
             .iter()
             .filter(|(tenant, _)| self.directory.contains(tenant))

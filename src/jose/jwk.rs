@@ -37,8 +37,13 @@ pub enum JwkError {
 
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-fn member<'a>(jwk: &'a serde_json::Map<String, Value>, name: &'static str) -> Result<&'a str, JwkError> {
-    jwk.get(name).and_then(Value::as_str).ok_or(JwkError::Missing(name))
+fn member<'a>(
+    jwk: &'a serde_json::Map<String, Value>,
+    name: &'static str,
+) -> Result<&'a str, JwkError> {
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .ok_or(JwkError::Missing(name))
 }
 
 fn decode(jwk: &serde_json::Map<String, Value>, name: &'static str) -> Result<Vec<u8>, JwkError> {
@@ -72,10 +77,14 @@ pub fn parse_jwk(value: &Value) -> Result<VerifyingKey, JwkError> {
     let kty = member(jwk, "kty")?;
     let algorithm = match jwk.get("alg") {
         None => None,
-        Some(Value::String(name)) => Some(Algorithm::from_jose_name(name).ok_or_else(|| JwkError::AlgorithmMismatch {
-            alg: name.clone(),
-            kty: kty.to_owned(),
-        })?),
+        Some(Value::String(name)) => {
+            Some(
+                Algorithm::from_jose_name(name).ok_or_else(|| JwkError::AlgorithmMismatch {
+                    alg: name.clone(),
+                    kty: kty.to_owned(),
+                })?,
+            )
+        }
         Some(other) => {
             return Err(JwkError::AlgorithmMismatch {
                 alg: other.to_string(),
@@ -142,7 +151,11 @@ pub fn parse_key_set(value: &Value) -> Result<(Vec<VerifyingKey>, Vec<JwkError>)
 
 /// Picks the key for a token from one issuer's keys: by `kid` when the token names one; without
 /// a `kid`, only when exactly one key fits the algorithm.
-pub fn select_key<'a>(keys: &'a [VerifyingKey], kid: Option<&str>, algorithm: Algorithm) -> Option<&'a VerifyingKey> {
+pub fn select_key<'a>(
+    keys: &'a [VerifyingKey],
+    kid: Option<&str>,
+    algorithm: Algorithm,
+) -> Option<&'a VerifyingKey> {
     match kid {
         Some(kid) => keys
             .iter()
@@ -174,7 +187,10 @@ mod tests {
     #[test]
     fn private_parameters_are_refused() {
         let jwk = json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"});
-        assert!(matches!(parse_jwk(&jwk), Err(JwkError::PrivateParameter(_))));
+        assert!(matches!(
+            parse_jwk(&jwk),
+            Err(JwkError::PrivateParameter(_))
+        ));
     }
 
     #[test]
@@ -182,7 +198,10 @@ mod tests {
         let (key, _) = SigningKey::generate(Algorithm::RS256).unwrap();
         let mut jwk = key.public_jwk().clone();
         jwk["use"] = json!("enc");
-        assert!(matches!(parse_jwk(&jwk), Err(JwkError::NotForSignatures(_))));
+        assert!(matches!(
+            parse_jwk(&jwk),
+            Err(JwkError::NotForSignatures(_))
+        ));
     }
 
     #[test]
@@ -207,7 +226,10 @@ mod tests {
     #[test]
     fn rfc8037_example_signature_verifies() {
         // RFC 8037 appendix A.4.
-        let key = parse_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap();
+        let key = parse_jwk(
+            &json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+        )
+        .unwrap();
         let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
         let signature = URL_SAFE_NO_PAD
             .decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg")

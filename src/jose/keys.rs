@@ -5,7 +5,9 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +21,10 @@ pub enum KeyError {
     #[error("key generation failed for {0}")]
     Generation(Algorithm),
     #[error("invalid {family} key: {detail}")]
-    Invalid { family: &'static str, detail: String },
+    Invalid {
+        family: &'static str,
+        detail: String,
+    },
     #[error("signing failed")]
     Signing,
 }
@@ -75,7 +80,11 @@ impl std::fmt::Debug for VerifyingKey {
 
 impl VerifyingKey {
     /// An RSA key from its SubjectPublicKeyInfo or PKCS#1 DER.
-    pub fn rsa_from_der(der: &[u8], kid: Option<String>, algorithm: Option<Algorithm>) -> Result<Self, KeyError> {
+    pub fn rsa_from_der(
+        der: &[u8],
+        kid: Option<String>,
+        algorithm: Option<Algorithm>,
+    ) -> Result<Self, KeyError> {
         let mut parsed = Vec::with_capacity(RSA_ALGORITHMS.len());
         for candidate in RSA_ALGORITHMS {
             if algorithm.is_some_and(|only| only != candidate) {
@@ -98,18 +107,34 @@ impl VerifyingKey {
     }
 
     /// An RSA key from its modulus and exponent (big-endian bytes).
-    pub fn rsa_from_components(n: &[u8], e: &[u8], kid: Option<String>, algorithm: Option<Algorithm>) -> Result<Self, KeyError> {
+    pub fn rsa_from_components(
+        n: &[u8],
+        e: &[u8],
+        kid: Option<String>,
+        algorithm: Option<Algorithm>,
+    ) -> Result<Self, KeyError> {
         let components = aws_lc_rs::rsa::PublicKeyComponents { n, e };
-        let der = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(&components).map_err(|_| KeyError::Invalid {
-            family: "RSA",
-            detail: "modulus or exponent rejected".to_owned(),
-        })?;
+        let der =
+            AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(&components).map_err(|_| {
+                KeyError::Invalid {
+                    family: "RSA",
+                    detail: "modulus or exponent rejected".to_owned(),
+                }
+            })?;
         Self::rsa_from_der(der.as_ref(), kid, algorithm)
     }
 
     /// A P-256 or P-384 key from its uncompressed point; aws-lc-rs rejects points off the curve.
-    pub fn ec_from_point(family: KeyFamily, point: &[u8], kid: Option<String>) -> Result<Self, KeyError> {
-        let (verification, coordinate, algorithm): (&'static dyn signature::VerificationAlgorithm, usize, Algorithm) = match family {
+    pub fn ec_from_point(
+        family: KeyFamily,
+        point: &[u8],
+        kid: Option<String>,
+    ) -> Result<Self, KeyError> {
+        let (verification, coordinate, algorithm): (
+            &'static dyn signature::VerificationAlgorithm,
+            usize,
+            Algorithm,
+        ) = match family {
             KeyFamily::EcP256 => (&signature::ECDSA_P256_SHA256_FIXED, 32, Algorithm::ES256),
             KeyFamily::EcP384 => (&signature::ECDSA_P384_SHA384_FIXED, 48, Algorithm::ES384),
             _ => {
@@ -145,10 +170,11 @@ impl VerifyingKey {
                 detail: "public key must be 32 bytes".to_owned(),
             });
         }
-        let key = ParsedPublicKey::new(&signature::ED25519, public).map_err(|e| KeyError::Invalid {
-            family: "Ed25519",
-            detail: e.to_string(),
-        })?;
+        let key =
+            ParsedPublicKey::new(&signature::ED25519, public).map_err(|e| KeyError::Invalid {
+                family: "Ed25519",
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             kid,
             algorithm: Some(Algorithm::EdDSA),
@@ -158,7 +184,11 @@ impl VerifyingKey {
     }
 
     /// A shared HMAC secret. Only legacy HS issuers configured with a secret use this.
-    pub fn hmac(secret: &[u8], algorithm: Algorithm, kid: Option<String>) -> Result<Self, KeyError> {
+    pub fn hmac(
+        secret: &[u8],
+        algorithm: Algorithm,
+        kid: Option<String>,
+    ) -> Result<Self, KeyError> {
         let hmac_algorithm = match algorithm {
             Algorithm::HS256 => aws_lc_rs::hmac::HMAC_SHA256,
             Algorithm::HS384 => aws_lc_rs::hmac::HMAC_SHA384,
@@ -213,7 +243,9 @@ impl VerifyingKey {
                 };
                 signature.len() == expected && key.verify_sig(message, signature).is_ok()
             }
-            PublicInner::Ed25519(key) => signature.len() == 64 && key.verify_sig(message, signature).is_ok(),
+            PublicInner::Ed25519(key) => {
+                signature.len() == 64 && key.verify_sig(message, signature).is_ok()
+            }
             PublicInner::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
         }
     }
@@ -248,17 +280,27 @@ impl SigningKey {
     pub fn generate(algorithm: Algorithm) -> Result<(Self, SecretBytes), KeyError> {
         let pkcs8 = match algorithm.key_family() {
             KeyFamily::Rsa => {
-                let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generation(algorithm))?;
-                let der: aws_lc_rs::encoding::Pkcs8V1Der = pair.as_der().map_err(|_| KeyError::Generation(algorithm))?;
+                let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| KeyError::Generation(algorithm))?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der =
+                    pair.as_der().map_err(|_| KeyError::Generation(algorithm))?;
                 der.as_ref().to_vec()
             }
             KeyFamily::EcP256 => {
-                let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| KeyError::Generation(algorithm))?;
-                pair.to_pkcs8v1().map_err(|_| KeyError::Generation(algorithm))?.as_ref().to_vec()
+                let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| KeyError::Generation(algorithm))?;
+                pair.to_pkcs8v1()
+                    .map_err(|_| KeyError::Generation(algorithm))?
+                    .as_ref()
+                    .to_vec()
             }
             KeyFamily::Ed25519 => {
-                let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generation(algorithm))?;
-                pair.to_pkcs8v1().map_err(|_| KeyError::Generation(algorithm))?.as_ref().to_vec()
+                let pair =
+                    Ed25519KeyPair::generate().map_err(|_| KeyError::Generation(algorithm))?;
+                pair.to_pkcs8v1()
+                    .map_err(|_| KeyError::Generation(algorithm))?
+                    .as_ref()
+                    .to_vec()
             }
             KeyFamily::EcP384 | KeyFamily::Hmac => return Err(KeyError::Generation(algorithm)),
         };
@@ -269,17 +311,31 @@ impl SigningKey {
 
     /// Loads a key from PKCS#8 DER; the `kid` is the key's RFC 7638 thumbprint.
     pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<Self, KeyError> {
-        let invalid = |family: &'static str| move |e: aws_lc_rs::error::KeyRejected| KeyError::Invalid { family, detail: e.to_string() };
+        let invalid = |family: &'static str| {
+            move |e: aws_lc_rs::error::KeyRejected| KeyError::Invalid {
+                family,
+                detail: e.to_string(),
+            }
+        };
         let (inner, public_jwk, verifying) = match algorithm.key_family() {
             KeyFamily::Rsa => {
                 let pair = RsaKeyPair::from_pkcs8(der).map_err(invalid("RSA"))?;
-                let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-                let jwk = json!({"kty": "RSA", "n": b64url(&components.n), "e": b64url(&components.e)});
-                let verifying = VerifyingKey::rsa_from_components(&components.n, &components.e, None, Some(algorithm))?;
+                let components =
+                    aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                let jwk =
+                    json!({"kty": "RSA", "n": b64url(&components.n), "e": b64url(&components.e)});
+                let verifying = VerifyingKey::rsa_from_components(
+                    &components.n,
+                    &components.e,
+                    None,
+                    Some(algorithm),
+                )?;
                 (PrivateInner::Rsa(pair), jwk, verifying)
             }
             KeyFamily::EcP256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(invalid("EC"))?;
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                        .map_err(invalid("EC"))?;
                 let point = pair.public_key().as_ref().to_vec();
                 let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64url(&point[1..33]), "y": b64url(&point[33..65])});
                 let verifying = VerifyingKey::ec_from_point(KeyFamily::EcP256, &point, None)?;
@@ -303,7 +359,10 @@ impl SigningKey {
         let mut public_jwk = public_jwk;
         if let Value::Object(map) = &mut public_jwk {
             map.insert("kid".to_owned(), Value::String(kid.clone()));
-            map.insert("alg".to_owned(), Value::String(algorithm.jose_name().to_owned()));
+            map.insert(
+                "alg".to_owned(),
+                Value::String(algorithm.jose_name().to_owned()),
+            );
             map.insert("use".to_owned(), Value::String("sig".to_owned()));
         }
         let mut verifying = verifying;
@@ -380,11 +439,24 @@ mod tests {
 
     #[test]
     fn each_algorithm_signs_and_verifies() {
-        for algorithm in [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA] {
+        for algorithm in [
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
             let (key, pkcs8) = SigningKey::generate(algorithm).unwrap();
             let signature = key.sign(b"message").unwrap();
-            assert!(key.verifying_key().verify(algorithm, b"message", &signature), "{algorithm}");
-            assert!(!key.verifying_key().verify(algorithm, b"messagf", &signature), "{algorithm}");
+            assert!(
+                key.verifying_key()
+                    .verify(algorithm, b"message", &signature),
+                "{algorithm}"
+            );
+            assert!(
+                !key.verifying_key()
+                    .verify(algorithm, b"messagf", &signature),
+                "{algorithm}"
+            );
             let reloaded = SigningKey::from_pkcs8(algorithm, pkcs8.expose()).unwrap();
             assert_eq!(reloaded.kid, key.kid);
         }
@@ -400,7 +472,9 @@ mod tests {
     #[test]
     fn psychic_ecdsa_signature_is_rejected() {
         let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
-        assert!(!key.verifying_key().verify(Algorithm::ES256, b"m", &[0u8; 64]));
+        assert!(!key
+            .verifying_key()
+            .verify(Algorithm::ES256, b"m", &[0u8; 64]));
     }
 
     #[test]
@@ -411,6 +485,9 @@ mod tests {
             "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
             "e": "AQAB"
         });
-        assert_eq!(jwk_thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk_thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

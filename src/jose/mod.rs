@@ -80,9 +80,8 @@ impl<'a> CompactJws<'a> {
             _ => return Err(JwsError::HeaderNotObject),
         };
         let algorithm = match header.get("alg") {
-            Some(Value::String(name)) => {
-                Algorithm::from_jose_name(name).ok_or_else(|| JwsError::UnsupportedAlgorithm(name.clone()))?
-            }
+            Some(Value::String(name)) => Algorithm::from_jose_name(name)
+                .ok_or_else(|| JwsError::UnsupportedAlgorithm(name.clone()))?,
             _ => return Err(JwsError::MissingAlgorithm),
         };
         // RFC 7515 section 4.1.11: a recipient must reject `crit` it does not understand, and
@@ -156,7 +155,10 @@ fn decode_segment(segment: &str, name: &'static str) -> Result<Vec<u8>, JwsError
         .map_err(|_| JwsError::Base64(name))
 }
 
-fn optional_string(header: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JwsError> {
+fn optional_string(
+    header: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, JwsError> {
     match header.get(name) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -174,12 +176,21 @@ mod tests {
     use super::*;
 
     fn token(header: &str, claims: &str, signature: &str) -> String {
-        format!("{}.{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()), signature)
+        format!(
+            "{}.{}.{}",
+            b64url(header.as_bytes()),
+            b64url(claims.as_bytes()),
+            signature
+        )
     }
 
     #[test]
     fn parses_compact_jws() {
-        let text = token(r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#, r#"{"iss":"x"}"#, "AAAA");
+        let text = token(
+            r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#,
+            r#"{"iss":"x"}"#,
+            "AAAA",
+        );
         let jws = CompactJws::parse(&text).unwrap();
         assert_eq!(jws.algorithm, Algorithm::RS256);
         assert_eq!(jws.kid.as_deref(), Some("k1"));
@@ -188,16 +199,30 @@ mod tests {
 
     #[test]
     fn rejects_alg_none_and_its_variants() {
-        for alg in [r#""none""#, r#""None""#, r#""NONE""#, r#""nOnE""#, r#""""#, "null", "123"] {
+        for alg in [
+            r#""none""#,
+            r#""None""#,
+            r#""NONE""#,
+            r#""nOnE""#,
+            r#""""#,
+            "null",
+            "123",
+        ] {
             let text = token(&format!(r#"{{"alg":{alg}}}"#), "{}", "AAAA");
             let error = CompactJws::parse(&text).unwrap_err();
             assert!(
-                matches!(error, JwsError::UnsupportedAlgorithm(_) | JwsError::MissingAlgorithm),
+                matches!(
+                    error,
+                    JwsError::UnsupportedAlgorithm(_) | JwsError::MissingAlgorithm
+                ),
                 "alg {alg}: {error:?}"
             );
         }
         let missing = token(r#"{"typ":"JWT"}"#, "{}", "AAAA");
-        assert_eq!(CompactJws::parse(&missing).unwrap_err(), JwsError::MissingAlgorithm);
+        assert_eq!(
+            CompactJws::parse(&missing).unwrap_err(),
+            JwsError::MissingAlgorithm
+        );
     }
 
     #[test]
@@ -210,14 +235,23 @@ mod tests {
             r#"{"alg":"HS256","b64":false}"#,
         ] {
             let text = token(header, "{}", "AAAA");
-            assert!(matches!(CompactJws::parse(&text), Err(JwsError::ForbiddenHeader(_))), "{header}");
+            assert!(
+                matches!(CompactJws::parse(&text), Err(JwsError::ForbiddenHeader(_))),
+                "{header}"
+            );
         }
     }
 
     #[test]
     fn rejects_jwe_and_detached_forms() {
-        assert_eq!(CompactJws::parse("a.b.c.d.e").unwrap_err(), JwsError::SegmentCount(5));
-        assert_eq!(CompactJws::parse("a.b").unwrap_err(), JwsError::SegmentCount(2));
+        assert_eq!(
+            CompactJws::parse("a.b.c.d.e").unwrap_err(),
+            JwsError::SegmentCount(5)
+        );
+        assert_eq!(
+            CompactJws::parse("a.b").unwrap_err(),
+            JwsError::SegmentCount(2)
+        );
         let detached = format!("{}..AAAA", b64url(br#"{"alg":"RS256"}"#));
         assert!(CompactJws::parse(&detached).is_err());
         assert!(CompactJws::parse(r#"{"payload":"x","signatures":[]}"#).is_err());
@@ -226,7 +260,10 @@ mod tests {
     #[test]
     fn rejects_empty_signature_and_padding() {
         let text = token(r#"{"alg":"RS256"}"#, "{}", "");
-        assert_eq!(CompactJws::parse(&text).unwrap_err(), JwsError::EmptySignature);
+        assert_eq!(
+            CompactJws::parse(&text).unwrap_err(),
+            JwsError::EmptySignature
+        );
         let padded = format!("{}=.{}.AAAA", b64url(br#"{"alg":"RS256"}"#), b64url(b"{}"));
         assert!(CompactJws::parse(&padded).is_err());
     }

@@ -42,7 +42,9 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,19 +64,32 @@ fn associated_data(kid: &str) -> Vec<u8> {
 
 impl Keyring {
     /// Loads the keys, generating a current and a next key on first start.
-    pub async fn load_or_create(store: Store, sealer: Sealer, algorithm: Algorithm, now: i64) -> Result<Self, KeyringError> {
+    pub async fn load_or_create(
+        store: Store,
+        sealer: Sealer,
+        algorithm: Algorithm,
+        now: i64,
+    ) -> Result<Self, KeyringError> {
         let mut records = store.active_signing_keys().await?;
         // First start: two rotations give a current key and a next key. A concurrent first start
         // of another instance makes one of them fail with a conflict, which is harmless.
         for _ in 0..2 {
-            let has_current = records.iter().any(|r| r.status == SigningKeyStatus::Current);
+            let has_current = records
+                .iter()
+                .any(|r| r.status == SigningKeyStatus::Current);
             let has_next = records.iter().any(|r| r.status == SigningKeyStatus::Next);
             if has_current && has_next {
                 break;
             }
-            let current = records.iter().find(|r| r.status == SigningKeyStatus::Current).map(|r| r.kid.clone());
+            let current = records
+                .iter()
+                .find(|r| r.status == SigningKeyStatus::Current)
+                .map(|r| r.kid.clone());
             let record = new_key_record(&sealer, algorithm, now)?;
-            match store.rotate_signing_keys(current.as_deref(), &record, now).await {
+            match store
+                .rotate_signing_keys(current.as_deref(), &record, now)
+                .await
+            {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(other) => return Err(other.into()),
             }
@@ -102,7 +117,9 @@ impl Keyring {
     pub async fn rotate(&self, now: i64) -> Result<(), KeyringError> {
         let current = self.state.read().current.kid.clone();
         let record = new_key_record(&self.sealer, self.algorithm, now)?;
-        self.store.rotate_signing_keys(Some(&current), &record, now).await?;
+        self.store
+            .rotate_signing_keys(Some(&current), &record, now)
+            .await?;
         self.reload().await
     }
 
@@ -141,7 +158,11 @@ impl Keyring {
     }
 }
 
-fn new_key_record(sealer: &Sealer, algorithm: Algorithm, now: i64) -> Result<SigningKeyRecord, KeyringError> {
+fn new_key_record(
+    sealer: &Sealer,
+    algorithm: Algorithm,
+    now: i64,
+) -> Result<SigningKeyRecord, KeyringError> {
     let (key, pkcs8) = SigningKey::generate(algorithm)?;
     Ok(SigningKeyRecord {
         sealed_private_key: sealer.seal(pkcs8.expose(), &associated_data(&key.kid)),
@@ -155,7 +176,10 @@ fn new_key_record(sealer: &Sealer, algorithm: Algorithm, now: i64) -> Result<Sig
     })
 }
 
-fn build_state(sealer: &Sealer, records: &[SigningKeyRecord]) -> Result<KeyringState, KeyringError> {
+fn build_state(
+    sealer: &Sealer,
+    records: &[SigningKeyRecord],
+) -> Result<KeyringState, KeyringError> {
     let mut by_kid = HashMap::new();
     let mut current = None;
     let mut public_keys = Vec::new();
@@ -172,7 +196,12 @@ fn build_state(sealer: &Sealer, records: &[SigningKeyRecord]) -> Result<KeyringS
             current = Some(key.clone());
         }
         public_keys.push(key.public_jwk().clone());
-        statuses.push((record.kid.clone(), record.status, record.algorithm, record.created_at));
+        statuses.push((
+            record.kid.clone(),
+            record.status,
+            record.algorithm,
+            record.created_at,
+        ));
         by_kid.insert(record.kid.clone(), key);
     }
     let current = current.ok_or(KeyringError::NoCurrentKey)?;

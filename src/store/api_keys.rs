@@ -30,7 +30,10 @@ const COLUMNS: &str =
     "id, tenant_id, name, role, mode, key_hash, display_prefix, created_at, expires_at, revoked_at, replaced_by";
 
 fn api_key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<ApiKeyRecord> {
-    let corrupt = |detail: String| StoreError::Corrupt { what: "API key", detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "API key",
+        detail,
+    };
     let tenant: String = row.try_get("tenant_id")?;
     let mode: String = row.try_get("mode")?;
     Ok(ApiKeyRecord {
@@ -48,7 +51,10 @@ fn api_key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<ApiKeyRecord> {
     })
 }
 
-async fn insert(executor: impl sqlx::Executor<'_, Database = sqlx::Any>, key: &ApiKeyRecord) -> StoreResult<()> {
+async fn insert(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    key: &ApiKeyRecord,
+) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
@@ -78,32 +84,43 @@ impl Store {
     }
 
     pub async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"))
-            .bind(key_hash)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(api_key_from_row).transpose()
     }
 
     pub async fn api_key(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"))
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(api_key_from_row).transpose()
     }
 
     pub async fn api_keys_of_tenant(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"))
-            .bind(tenant.as_str())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(api_key_from_row).collect()
     }
 
     /// Revokes a key at `at` unless it was already revoked earlier. Returns the updated row.
-    pub async fn revoke_api_key(&self, tenant: &TenantId, id: &str, at: i64) -> StoreResult<ApiKeyRecord> {
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: i64,
+    ) -> StoreResult<ApiKeyRecord> {
         sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 \
              WHERE tenant_id = $2 AND id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
@@ -113,12 +130,19 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
-        self.api_key(tenant, id).await?.ok_or(StoreError::NotFound("API key"))
+        self.api_key(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound("API key"))
     }
 
     /// Inserts the replacement key and schedules the old key's revocation at `old_revoked_at`,
     /// in one transaction.
-    pub async fn rotate_api_key(&self, old: &ApiKeyRecord, replacement: &ApiKeyRecord, old_revoked_at: i64) -> StoreResult<()> {
+    pub async fn rotate_api_key(
+        &self,
+        old: &ApiKeyRecord,
+        replacement: &ApiKeyRecord,
+        old_revoked_at: i64,
+    ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
         insert(&mut *transaction, replacement).await?;
         let result = sqlx::query(

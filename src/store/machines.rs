@@ -35,7 +35,10 @@ pub type NewMachine = MachineRecord;
 const COLUMNS: &str = "id, tenant_id, name, client_id, secret_hash, jwks, roles, scopes, audiences, claims, mode, created_at";
 
 fn machine_from_row(row: &sqlx::any::AnyRow) -> StoreResult<MachineRecord> {
-    let corrupt = |detail: String| StoreError::Corrupt { what: "machine", detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "machine",
+        detail,
+    };
     let id: String = row.try_get("id")?;
     let tenant: String = row.try_get("tenant_id")?;
     let jwks: Option<String> = row.try_get("jwks")?;
@@ -46,7 +49,9 @@ fn machine_from_row(row: &sqlx::any::AnyRow) -> StoreResult<MachineRecord> {
         name: row.try_get("name")?,
         client_id: row.try_get("client_id")?,
         secret_hash: row.try_get("secret_hash")?,
-        jwks: jwks.map(|text| parse_json("machine jwks", &text)).transpose()?,
+        jwks: jwks
+            .map(|text| parse_json("machine jwks", &text))
+            .transpose()?,
         roles: parse_json("machine roles", &row.try_get::<String, _>("roles")?)?,
         scopes: parse_json("machine scopes", &row.try_get::<String, _>("scopes")?)?,
         audiences: parse_json("machine audiences", &row.try_get::<String, _>("audiences")?)?,
@@ -86,28 +91,41 @@ impl Store {
         Ok(())
     }
 
-    pub async fn machine(&self, tenant: &TenantId, id: &MachineId) -> StoreResult<Option<MachineRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM machines WHERE tenant_id = $1 AND id = $2"))
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn machine(
+        &self,
+        tenant: &TenantId,
+        id: &MachineId,
+    ) -> StoreResult<Option<MachineRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM machines WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(machine_from_row).transpose()
     }
 
-    pub async fn machine_by_client_id(&self, client_id: &str) -> StoreResult<Option<MachineRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM machines WHERE client_id = $1"))
-            .bind(client_id)
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn machine_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<MachineRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM machines WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(machine_from_row).transpose()
     }
 
     pub async fn machines_of_tenant(&self, tenant: &TenantId) -> StoreResult<Vec<MachineRecord>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM machines WHERE tenant_id = $1 ORDER BY created_at, id"))
-            .bind(tenant.as_str())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM machines WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(machine_from_row).collect()
     }
 
@@ -125,7 +143,13 @@ impl Store {
 
     /// Records a client assertion's `jti` until its expiry. Returns false when the pair was seen
     /// before, which means the assertion is a replay.
-    pub async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+    pub async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
         sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
             .bind(now)
             .execute(self.pool())

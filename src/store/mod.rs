@@ -79,7 +79,11 @@ pub struct Store {
 
 impl Store {
     /// Connects to `url`, creating the SQLite file and its directory when needed.
-    pub async fn connect(url: &str, max_connections: u32, connect_timeout: Duration) -> StoreResult<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+    ) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -91,9 +95,14 @@ impl Store {
         if backend == Backend::Sqlite {
             create_sqlite_directory(url)?;
         }
-        let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::Database(e.to_string()))?;
+        let options =
+            AnyConnectOptions::from_str(url).map_err(|e| StoreError::Database(e.to_string()))?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { max_connections.min(4) } else { max_connections })
+            .max_connections(if backend == Backend::Sqlite {
+                max_connections.min(4)
+            } else {
+                max_connections
+            })
             .acquire_timeout(connect_timeout)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
@@ -154,8 +163,9 @@ fn create_sqlite_directory(url: &str) -> StoreResult<()> {
     }
     if let Some(parent) = std::path::Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
     }
     Ok(())
@@ -167,7 +177,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -192,7 +207,13 @@ mod tests {
 
     #[test]
     fn redact_url_hides_password() {
-        assert_eq!(redact_url("postgres://root:hunter2@127.0.0.1/test"), "postgres://root:***@127.0.0.1/test");
-        assert_eq!(redact_url("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
+        assert_eq!(
+            redact_url("postgres://root:hunter2@127.0.0.1/test"),
+            "postgres://root:***@127.0.0.1/test"
+        );
+        assert_eq!(
+            redact_url("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
     }
 }

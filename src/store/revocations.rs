@@ -5,7 +5,12 @@ use sqlx::Row;
 use super::{Store, StoreResult};
 
 impl Store {
-    pub async fn insert_revoked_token(&self, jti: &str, expires_at: i64, revoked_at: i64) -> StoreResult<()> {
+    pub async fn insert_revoked_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        revoked_at: i64,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(jti)
             .bind(expires_at)

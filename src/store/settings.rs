@@ -10,7 +10,9 @@ impl Store {
             .bind(name)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|row| row.try_get("value")).transpose().map_err(Into::into)
+        row.map(|row| row.try_get("value"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// Stores `value` under `name` unless a value is already there, and returns the value that

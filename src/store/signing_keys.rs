@@ -60,14 +60,19 @@ impl std::fmt::Debug for SigningKeyRecord {
 }
 
 fn signing_key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<SigningKeyRecord> {
-    let corrupt = |detail: String| StoreError::Corrupt { what: "signing key", detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "signing key",
+        detail,
+    };
     let algorithm: String = row.try_get("algorithm")?;
     let status: String = row.try_get("status")?;
     let jwk: String = row.try_get("public_jwk")?;
     Ok(SigningKeyRecord {
         kid: row.try_get("kid")?,
-        algorithm: Algorithm::from_jose_name(&algorithm).ok_or_else(|| corrupt(format!("algorithm {algorithm:?}")))?,
-        status: SigningKeyStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?,
+        algorithm: Algorithm::from_jose_name(&algorithm)
+            .ok_or_else(|| corrupt(format!("algorithm {algorithm:?}")))?,
+        status: SigningKeyStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("status {status:?}")))?,
         sealed_private_key: row.try_get("private_key")?,
         public_jwk: serde_json::from_str(&jwk).map_err(|e| corrupt(e.to_string()))?,
         created_at: row.try_get("created_at")?,
@@ -93,27 +98,37 @@ impl Store {
     ///
     /// `expected_current` guards against two instances rotating at once: the rotation applies
     /// only when the current key is still the one the caller saw.
-    pub async fn rotate_signing_keys(&self, expected_current: Option<&str>, new_next: &SigningKeyRecord, now: i64) -> StoreResult<()> {
+    pub async fn rotate_signing_keys(
+        &self,
+        expected_current: Option<&str>,
+        new_next: &SigningKeyRecord,
+        now: i64,
+    ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
-        let current: Option<String> = sqlx::query("SELECT kid FROM signing_keys WHERE status = 'current'")
-            .fetch_optional(&mut *transaction)
-            .await?
-            .map(|row| row.try_get("kid"))
-            .transpose()?;
+        let current: Option<String> =
+            sqlx::query("SELECT kid FROM signing_keys WHERE status = 'current'")
+                .fetch_optional(&mut *transaction)
+                .await?
+                .map(|row| row.try_get("kid"))
+                .transpose()?;
         if current.as_deref() != expected_current {
             return Err(StoreError::Conflict("signing key rotation"));
         }
-        sqlx::query("UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'previous'")
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'previous'",
+        )
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
         sqlx::query("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
             .execute(&mut *transaction)
             .await?;
-        sqlx::query("UPDATE signing_keys SET status = 'current', activated_at = $1 WHERE status = 'next'")
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'current', activated_at = $1 WHERE status = 'next'",
+        )
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, status, private_key, public_jwk, created_at, activated_at, retired_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",

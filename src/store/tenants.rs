@@ -17,7 +17,10 @@ pub struct TenantRecord {
 }
 
 fn tenant_from_row(row: &sqlx::any::AnyRow) -> StoreResult<TenantRecord> {
-    let corrupt = |detail: String| StoreError::Corrupt { what: "tenant", detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "tenant",
+        detail,
+    };
     let id: String = row.try_get("id")?;
     let parent: Option<String> = row.try_get("parent_id")?;
     Ok(TenantRecord {
@@ -66,35 +69,43 @@ impl Store {
 
     /// Every tenant, for the in-memory tenant directory.
     pub async fn all_tenants(&self) -> StoreResult<Vec<TenantRecord>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
     pub async fn child_tenants(&self, parent: &TenantId) -> StoreResult<Vec<TenantRecord>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE parent_id = $1 ORDER BY created_at, id"))
-            .bind(parent.as_str())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE parent_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(parent.as_str())
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
     pub async fn root_tenants(&self) -> StoreResult<Vec<TenantRecord>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE parent_id IS NULL ORDER BY created_at, id"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE parent_id IS NULL ORDER BY created_at, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
     pub async fn update_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE tenants SET name = $1, inherit_roles = $2, updated_at = $3 WHERE id = $4")
-            .bind(&tenant.name)
-            .bind(to_flag(tenant.inherit_roles))
-            .bind(tenant.updated_at)
-            .bind(tenant.id.as_str())
-            .execute(self.pool())
-            .await?;
+        let result = sqlx::query(
+            "UPDATE tenants SET name = $1, inherit_roles = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&tenant.name)
+        .bind(to_flag(tenant.inherit_roles))
+        .bind(tenant.updated_at)
+        .bind(tenant.id.as_str())
+        .execute(self.pool())
+        .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound("tenant"));
         }

@@ -148,7 +148,9 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -241,8 +243,15 @@ impl Verifier {
         Route::Unknown
     }
 
-    fn check_requirements(&self, identity: &mut Identity, requirements: &Requirements) -> Result<(), Reason> {
-        let target = requirements.tenant_id.clone().unwrap_or_else(|| identity.tenant_id.clone());
+    fn check_requirements(
+        &self,
+        identity: &mut Identity,
+        requirements: &Requirements,
+    ) -> Result<(), Reason> {
+        let target = requirements
+            .tenant_id
+            .clone()
+            .unwrap_or_else(|| identity.tenant_id.clone());
         identity.roles = self.directory.effective_roles(&identity.grants, &target);
         if let Some(mode) = requirements.mode {
             if identity.mode != mode {
@@ -252,7 +261,11 @@ impl Verifier {
         if target != identity.tenant_id && identity.roles.is_empty() {
             return Err(Reason::OutOfScope);
         }
-        if !requirements.roles.iter().all(|role| identity.roles.contains(role)) {
+        if !requirements
+            .roles
+            .iter()
+            .all(|role| identity.roles.contains(role))
+        {
             return Err(Reason::OutOfScope);
         }
         if let Some(audience) = &requirements.audience {

@@ -20,7 +20,10 @@ pub struct ApiKeyCache {
 impl ApiKeyCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
@@ -35,7 +38,8 @@ impl ApiKeyCache {
 
 impl Verifier {
     pub(super) async fn verify_native_api_key(&self, key: &str) -> Result<Identity, Reason> {
-        let parts = api_key::parse(&self.settings.api_key_prefix, key).map_err(|_| Reason::Malformed)?;
+        let parts =
+            api_key::parse(&self.settings.api_key_prefix, key).map_err(|_| Reason::Malformed)?;
         let key_hash = self.pepper.digest_hex(key.as_bytes());
 
         let record = match self.api_keys.entries.get(&key_hash) {
@@ -52,7 +56,9 @@ impl Verifier {
                         return Err(Reason::Unavailable);
                     }
                 };
-                self.api_keys.entries.insert(key_hash.clone(), found.clone());
+                self.api_keys
+                    .entries
+                    .insert(key_hash.clone(), found.clone());
                 found
             }
         };
@@ -60,7 +66,10 @@ impl Verifier {
 
         // The hash matched, so the stored parts match the presented ones unless the row was
         // edited by hand; refuse such a row rather than trust either side.
-        if record.tenant_id != parts.tenant_id || record.role != parts.role || record.mode != parts.mode {
+        if record.tenant_id != parts.tenant_id
+            || record.role != parts.role
+            || record.mode != parts.mode
+        {
             tracing::error!(key.id = %record.id, "API key row does not match the key's own parts");
             return Err(Reason::Revoked);
         }

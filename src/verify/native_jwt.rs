@@ -16,7 +16,9 @@ const ACCESS_TOKEN_TYPES: [&str; 2] = ["at+jwt", "application/at+jwt"];
 impl Verifier {
     pub(super) fn verify_native_jwt(&self, token: &str) -> Result<Identity, Reason> {
         let jws = CompactJws::parse(token).map_err(|error| match error {
-            JwsError::UnsupportedAlgorithm(_) | JwsError::EmptySignature => Reason::InvalidSignature,
+            JwsError::UnsupportedAlgorithm(_) | JwsError::EmptySignature => {
+                Reason::InvalidSignature
+            }
             _ => Reason::Malformed,
         })?;
         // Only asymmetric algorithms are ever used by the daemon: an HS256 token signed with a
@@ -43,14 +45,18 @@ impl Verifier {
         if !key.verifying_key().accepts(jws.algorithm) {
             return Err(Reason::InvalidSignature);
         }
-        if !key.verifying_key().verify(jws.algorithm, jws.signing_input(), jws.signature()) {
+        if !key
+            .verifying_key()
+            .verify(jws.algorithm, jws.signing_input(), jws.signature())
+        {
             return Err(Reason::InvalidSignature);
         }
 
-        let typ_ok = jws
-            .typ
-            .as_deref()
-            .is_some_and(|typ| ACCESS_TOKEN_TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)));
+        let typ_ok = jws.typ.as_deref().is_some_and(|typ| {
+            ACCESS_TOKEN_TYPES
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(typ))
+        });
         if !typ_ok {
             return Err(Reason::WrongTokenType);
         }
@@ -123,7 +129,11 @@ fn optional_time(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>,
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
             .map(Some)
             .ok_or(Reason::Malformed),
         Some(_) => Err(Reason::Malformed),

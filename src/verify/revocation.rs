@@ -30,7 +30,9 @@ impl RevocationList {
 
     /// Drops entries of tokens that expired before `now`.
     pub fn prune(&self, now: i64) {
-        self.revoked.write().retain(|_, expires_at| *expires_at >= now);
+        self.revoked
+            .write()
+            .retain(|_, expires_at| *expires_at >= now);
     }
 
     pub fn len(&self) -> usize {

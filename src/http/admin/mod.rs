@@ -1,0 +1,86 @@
+//! The admin API under `/v1/`: tenants, machines, API keys and signing keys. Every call is
+//! authenticated by an admin API key or an access token with the `admin` role, and confined to
+//! that credential's tenant subtree: anything outside it answers 404, as if it did not exist.
+
+mod api_keys;
+mod machines;
+mod signing_keys;
+mod tenants;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use utoipa_axum::router::OpenApiRouter;
+
+use super::{presented_credential, ApiError, AppState};
+use crate::ids::TenantId;
+use crate::verify::Requirements;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(tenants::routes())
+        .merge(machines::routes())
+        .merge(api_keys::routes())
+        .merge(signing_keys::routes())
+}
+
+/// An authenticated admin and the root of the subtree it may manage.
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    pub tenant_id: TenantId,
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential = presented_credential(&parts.headers)?.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "send an admin API key in Authorization: Bearer or X-API-Key".to_owned(),
+            )
+        })?;
+        let decision = app
+            .verifier
+            .verify(credential.expose(), &Requirements::default())
+            .await;
+        if decision.reason.is_unavailable() {
+            return Err(ApiError::Unavailable(format!(
+                "admin credential could not be checked ({})",
+                decision.reason
+            )));
+        }
+        let identity = match decision.identity {
+            Some(identity) if decision.is_valid() => identity,
+            _ => {
+                return Err(ApiError::Unauthorized(format!(
+                    "admin credential is not valid ({})",
+                    decision.reason
+                )))
+            }
+        };
+        if !identity.roles.contains("admin") {
+            tracing::info!(credential.fingerprint = %decision.fingerprint, tenant.id = %identity.tenant_id, "admin call refused: no admin role");
+            return Err(ApiError::Forbidden(
+                "the credential does not hold the admin role".to_owned(),
+            ));
+        }
+        Ok(AdminCaller {
+            tenant_id: identity.tenant_id,
+        })
+    }
+}
+
+impl AdminCaller {
+    /// Parses `text` as a tenant id inside the caller's subtree; anything else is 404.
+    pub fn tenant_in_scope(&self, app: &AppState, text: &str) -> Result<TenantId, ApiError> {
+        let not_found = || ApiError::NotFound(format!("tenant {text} not found"));
+        let id = TenantId::parse(text).map_err(|_| not_found())?;
+        if app.directory.is_within(&id, &self.tenant_id) {
+            Ok(id)
+        } else {
+            Err(not_found())
+        }
+    }
+}

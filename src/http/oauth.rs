@@ -1,0 +1,398 @@
+//! The OAuth endpoints: token (RFC 6749 `client_credentials`), introspection (RFC 7662) and
+//! revocation (RFC 7009). Errors use RFC 6749 error codes.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{presented_credential, AppState, OAuthError};
+use crate::app::App;
+use crate::credentials::api_key;
+use crate::ids::TenantId;
+use crate::issue::client_auth::{authenticate, ClientAuthError, PresentedClient};
+use crate::issue::{IssueError, TokenRequest};
+use crate::secret::SecretString;
+use crate::verify::{CredentialKind, Requirements};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(introspect))
+        .routes(routes!(revoke))
+}
+
+/// Parameters that may appear more than once (RFC 8707 `resource`, RFC 8693 `audience`).
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
+/// A parsed `application/x-www-form-urlencoded` body.
+struct Form(BTreeMap<String, Vec<String>>);
+
+impl Form {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(OAuthError::invalid_request(
+                "send the parameters as application/x-www-form-urlencoded",
+            ));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            OAuthError::invalid_request("the form body is not valid urlencoded text")
+        })?;
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in pairs {
+            let values = map.entry(name.clone()).or_default();
+            if !values.is_empty() && !REPEATABLE.contains(&name.as_str()) {
+                // RFC 6749 section 3.2: request parameters must not be included more than once.
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {name} appears more than once"
+                )));
+            }
+            values.push(value);
+        }
+        Ok(Self(map))
+    }
+
+    fn one(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    fn presented_client(&self, headers: &HeaderMap) -> PresentedClient {
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "))
+            .map(str::to_owned);
+        PresentedClient {
+            basic,
+            client_id: self.one("client_id").map(str::to_owned),
+            client_secret: self.one("client_secret").map(SecretString::new),
+            client_assertion_type: self.one("client_assertion_type").map(str::to_owned),
+            client_assertion: self.one("client_assertion").map(SecretString::new),
+        }
+    }
+}
+
+fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAuthError {
+    let basic = ClientAuthError::used_basic(presented);
+    match error {
+        ClientAuthError::Unavailable => OAuthError::unavailable(),
+        ClientAuthError::MultipleMethods | ClientAuthError::AssertionType => {
+            OAuthError::invalid_request(error.to_string())
+        }
+        other => OAuthError::invalid_client(other.to_string(), basic),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Issues an access token (`grant_type=client_credentials`).
+#[utoipa::path(
+    post, path = "/oauth/token", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "token issued"), (status = 400, description = "RFC 6749 error"), (status = 401, description = "invalid_client"))
+)]
+async fn token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, &body)?;
+    let grant_type = form
+        .one("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type {grant_type:?} is not supported; use client_credentials"),
+        ));
+    }
+    let presented = form.presented_client(&headers);
+    let now = app.clock.now();
+    let machine = authenticate(
+        &presented,
+        &app.store,
+        &app.pepper,
+        &app.assertion_rules,
+        now,
+    )
+    .await
+    .map_err(|e| client_auth_error(e, &presented))?;
+
+    let mut audiences = form.all("audience");
+    audiences.extend(form.all("resource"));
+    let tenant_id = form
+        .one("tenant_id")
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", e.to_string()))?;
+    let request = TokenRequest {
+        scopes: form
+            .one("scope")
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        audiences,
+        tenant_id,
+    };
+    let issued = app
+        .issuer
+        .issue(&machine, &request)
+        .map_err(|error| match error {
+            IssueError::InvalidScope(_) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string())
+            }
+            IssueError::InvalidTarget(_) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", error.to_string())
+            }
+            IssueError::Signing => OAuthError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "signing failed",
+            ),
+        })?;
+    tracing::info!(client.id = %machine.client_id, tenant.id = %machine.tenant_id, token.jti = %issued.jti, "issued access token");
+
+    let mut body = json!({
+        "access_token": issued.access_token.expose(),
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    });
+    if let Some(scope) = issued.scope {
+        body["scope"] = json!(scope);
+    }
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// Who called introspection or revocation: the tenant whose subtree they may see, and the
+/// client id when a machine called.
+struct Caller {
+    tenant_id: TenantId,
+    client_id: Option<String>,
+}
+
+/// Authenticates the caller of introspection or revocation: as a machine (client
+/// authentication) or with a bearer credential (API key or access token).
+async fn authenticate_caller(
+    app: &App,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Caller, OAuthError> {
+    let presented = form.presented_client(headers);
+    let has_client_auth = presented.basic.is_some()
+        || presented.client_secret.is_some()
+        || presented.client_assertion.is_some();
+    if has_client_auth {
+        let machine = authenticate(
+            &presented,
+            &app.store,
+            &app.pepper,
+            &app.assertion_rules,
+            app.clock.now(),
+        )
+        .await
+        .map_err(|e| client_auth_error(e, &presented))?;
+        return Ok(Caller {
+            tenant_id: machine.tenant_id,
+            client_id: Some(machine.client_id),
+        });
+    }
+    let credential = presented_credential(headers)
+        .map_err(|_| {
+            OAuthError::invalid_client("send client credentials or a bearer credential", false)
+        })?
+        .ok_or_else(|| {
+            OAuthError::invalid_client("send client credentials or a bearer credential", false)
+        })?;
+    let decision = app
+        .verifier
+        .verify(credential.expose(), &Requirements::default())
+        .await;
+    if decision.reason.is_unavailable() {
+        return Err(OAuthError::unavailable());
+    }
+    match decision.identity {
+        Some(identity) if decision.is_valid() => Ok(Caller {
+            tenant_id: identity.tenant_id,
+            client_id: identity.client_id,
+        }),
+        _ => Err(OAuthError::invalid_client(
+            format!("caller credential is not valid ({})", decision.reason),
+            false,
+        )),
+    }
+}
+
+/// Introspects a token or API key (RFC 7662). Credentials outside the caller's tenant subtree
+/// are reported inactive.
+#[utoipa::path(
+    post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "introspection response"), (status = 401, description = "caller not authenticated"))
+)]
+async fn introspect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, &body)?;
+    let caller = authenticate_caller(&app, &headers, &form).await?;
+    let token = form
+        .one("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+
+    let decision = app.verifier.verify(token, &Requirements::default()).await;
+    if decision.reason.is_unavailable() {
+        return Err(OAuthError::unavailable());
+    }
+    let identity = match decision.identity {
+        Some(identity)
+            if decision.is_valid()
+                && app
+                    .directory
+                    .is_within(&identity.tenant_id, &caller.tenant_id) =>
+        {
+            identity
+        }
+        _ => return Ok(no_store(Json(json!({"active": false})).into_response())),
+    };
+
+    let mut response = Map::new();
+    response.insert("active".into(), json!(true));
+    let token_type = match identity.kind {
+        CredentialKind::AccessToken => "Bearer",
+        CredentialKind::ApiKey => "api_key",
+    };
+    response.insert("token_type".into(), json!(token_type));
+    let optional: [(&str, Option<Value>); 12] = [
+        ("scope", identity.scope.clone().map(Value::from)),
+        ("client_id", identity.client_id.clone().map(Value::from)),
+        ("sub", identity.subject.clone().map(Value::from)),
+        ("iss", identity.issuer.clone().map(Value::from)),
+        ("jti", identity.jti.clone().map(Value::from)),
+        ("exp", identity.expires_at.map(Value::from)),
+        ("iat", identity.issued_at.map(Value::from)),
+        ("nbf", identity.not_before.map(Value::from)),
+        (
+            "aud",
+            (!identity.audience.is_empty()).then(|| json!(identity.audience)),
+        ),
+        (
+            "machineId",
+            identity.machine_id.as_ref().map(|m| json!(m.as_str())),
+        ),
+        ("roles", Some(json!(identity.roles))),
+        ("tenantId", Some(json!(identity.tenant_id.as_str()))),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            response.insert(name.into(), value);
+        }
+    }
+    response.insert("mode".into(), json!(identity.mode.as_str()));
+    let grants: Map<String, Value> = identity
+        .grants
+        .iter()
+        .map(|(tenant, roles)| (tenant.to_string(), json!({ "roles": roles })))
+        .collect();
+    response.insert("authorization".into(), Value::Object(grants));
+    Ok(no_store(Json(Value::Object(response)).into_response()))
+}
+
+/// Revokes an access token or API key (RFC 7009). Unknown or invalid tokens are answered with
+/// 200 as the RFC requires; credentials outside the caller's tenant subtree are left alone.
+#[utoipa::path(
+    post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "caller not authenticated"))
+)]
+async fn revoke(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, &body)?;
+    let caller = authenticate_caller(&app, &headers, &form).await?;
+    let token = form
+        .one("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+
+    let decision = app.verifier.verify(token, &Requirements::default()).await;
+    if decision.reason.is_unavailable() {
+        return Err(OAuthError::unavailable());
+    }
+    let valid = decision.is_valid();
+    let Some(identity) = decision.identity.filter(|_| valid) else {
+        return Ok(no_store(StatusCode::OK.into_response()));
+    };
+    let own_token = caller.client_id.is_some() && caller.client_id == identity.client_id;
+    if !own_token
+        && !app
+            .directory
+            .is_within(&identity.tenant_id, &caller.tenant_id)
+    {
+        return Ok(no_store(StatusCode::OK.into_response()));
+    }
+    match identity.kind {
+        CredentialKind::AccessToken => {
+            let (Some(jti), Some(expires_at)) = (identity.jti.clone(), identity.expires_at) else {
+                return Ok(no_store(StatusCode::OK.into_response()));
+            };
+            app.store
+                .insert_revoked_token(&jti, expires_at, app.clock.now())
+                .await
+                .map_err(|_| OAuthError::unavailable())?;
+            app.revocations.insert(jti.clone(), expires_at);
+            tracing::info!(token.jti = %jti, tenant.id = %identity.tenant_id, "revoked access token");
+        }
+        CredentialKind::ApiKey => {
+            let Some(key_id) = identity.key_id.clone() else {
+                return Ok(no_store(StatusCode::OK.into_response()));
+            };
+            if api_key::has_native_prefix(&app.config.api_keys.prefix, token) {
+                app.revoke_api_key(&identity.tenant_id, &key_id)
+                    .await
+                    .map_err(|_| OAuthError::unavailable())?;
+                tracing::info!(key.id = %key_id, tenant.id = %identity.tenant_id, "revoked API key");
+            }
+        }
+    }
+    Ok(no_store(StatusCode::OK.into_response()))
+}
