@@ -289,7 +289,7 @@ impl Config {
         Ok(())
     }
 
-    /// The issuer identifier: the configured one, or `http://` and the listen address.
+    /// Returns the issuer identifier: the configured one, or `http://` and the listen address.
     pub fn issuer(&self) -> String {
         match &self.server.issuer {
             Some(issuer) => issuer.trim_end_matches('/').to_owned(),
@@ -297,7 +297,7 @@ impl Config {
         }
     }
 
-    /// The database URL: the configured one, or the SQLite file in the data directory.
+    /// Returns the database URL: the configured one, or the SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
@@ -334,6 +334,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("a.toml", "[server]\nlisten = \"127.0.0.1:1111\"\n")?;

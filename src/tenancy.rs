@@ -98,7 +98,7 @@ impl TenantDirectory {
         self.path_to_root(tenant).iter().any(|t| t == ancestor)
     }
 
-    /// The roles that `grants` (roles per tenant) give at `target`, following inheritance.
+    /// Computes the roles that `grants` (roles per tenant) give at `target`, following inheritance.
     pub fn effective_roles(
         &self,
         grants: &BTreeMap<TenantId, Vec<String>>,

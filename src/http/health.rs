@@ -14,13 +14,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
-/// The process is up.
+/// Reports that the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can serve: the store answers.
+/// Reports that the process can serve requests: the store responds.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready"), (status = 503, description = "store unavailable")))]
 async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     app.store.ping().await?;

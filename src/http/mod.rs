@@ -63,7 +63,7 @@ pub fn router(app: AppState) -> Router {
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// The credential a request presents: `Authorization: Bearer ...` or `X-API-Key`.
+/// Extracts the credential a request presents: `Authorization: Bearer ...` or `X-API-Key`.
 pub fn presented_credential(headers: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,

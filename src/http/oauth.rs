@@ -201,7 +201,7 @@ async fn token(
     Ok(no_store(Json(body).into_response()))
 }
 
-/// Who called introspection or revocation: the tenant whose subtree they may see, and the
+/// Caller of introspection or revocation: the tenant whose subtree they may see, and the
 /// client id when a machine called.
 struct Caller {
     tenant_id: TenantId,
@@ -336,8 +336,8 @@ async fn introspect(
     Ok(no_store(Json(Value::Object(response)).into_response()))
 }
 
-/// Revokes an access token or API key (RFC 7009). Unknown or invalid tokens are answered with
-/// 200 as the RFC requires; credentials outside the caller's tenant subtree are left alone.
+/// Revokes an access token or API key (RFC 7009). Unknown or invalid tokens get 200
+/// as the RFC requires; credentials outside the caller's tenant subtree are left alone.
 #[utoipa::path(
     post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),

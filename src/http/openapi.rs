@@ -26,7 +26,7 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document's fixed parts; the routers add the paths.
+/// Returns the document's fixed parts. The routers add the paths.
 pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }

@@ -16,7 +16,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metadata))
 }
 
-/// The published signing keys: next, current and previous.
+/// Serves the published signing keys: next, current and previous.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery", responses((status = 200, description = "JWKS")))]
 async fn jwks(State(app): State<AppState>) -> impl IntoResponse {
     let document = app.keyring.jwks();

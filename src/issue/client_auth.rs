@@ -25,8 +25,8 @@ pub struct PresentedClient {
     pub client_assertion: Option<crate::secret::SecretString>,
 }
 
-/// Why client authentication failed; all of them are `invalid_client` on the wire, except an
-/// unavailable store.
+/// Client authentication failure. Each is `invalid_client` on the wire, except an unavailable
+/// store.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientAuthError {
     #[error("no client authentication was given")]

@@ -34,7 +34,7 @@ const RESERVED_CLAIMS: [&str; 14] = [
     "act",
 ];
 
-/// Why a token request was refused, in RFC 6749 section 5.2 terms.
+/// Token request error, in RFC 6749 section 5.2 terms.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IssueError {
     #[error("scope {0:?} is not allowed for this client")]
@@ -45,7 +45,7 @@ pub enum IssueError {
     Signing,
 }
 
-/// What the machine asked for.
+/// Parameters of a token request.
 #[derive(Debug, Default, Clone)]
 pub struct TokenRequest {
     pub scopes: Vec<String>,

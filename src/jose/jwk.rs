@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::algorithm::{Algorithm, KeyFamily};
 use super::keys::{KeyError, VerifyingKey};
 
-/// Why a JWK was refused.
+/// Reason a JWK was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum JwkError {
     #[error("JWK is not a JSON object")]

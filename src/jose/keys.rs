@@ -1,7 +1,7 @@
 //! Signing and verifying keys, parsed once and kept ready for use on the hot path.
 //!
-//! A [`VerifyingKey`] belongs to one key family and, when its JWK named one, one algorithm; it
-//! refuses every algorithm outside that, so an RSA public key can never act as an HMAC secret.
+//! A [`VerifyingKey`] belongs to one key family and, when its JWK named one, to one algorithm.
+//! It rejects every other algorithm, so an RSA public key can never act as an HMAC secret.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -56,7 +56,7 @@ enum PublicInner {
     Rsa(Vec<(Algorithm, ParsedPublicKey)>),
     Ec(ParsedPublicKey),
     Ed25519(ParsedPublicKey),
-    Hmac(aws_lc_rs::hmac::Key),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
 }
 
 /// A public key (or, for legacy HS issuers only, a shared HMAC secret) ready to verify.
@@ -79,7 +79,7 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// An RSA key from its SubjectPublicKeyInfo or PKCS#1 DER.
+    /// Parses an RSA key from its SubjectPublicKeyInfo or PKCS#1 DER.
     pub fn rsa_from_der(
         der: &[u8],
         kid: Option<String>,
@@ -106,7 +106,7 @@ impl VerifyingKey {
         })
     }
 
-    /// An RSA key from its modulus and exponent (big-endian bytes).
+    /// Builds an RSA key from its modulus and exponent (big-endian bytes).
     pub fn rsa_from_components(
         n: &[u8],
         e: &[u8],
@@ -124,7 +124,7 @@ impl VerifyingKey {
         Self::rsa_from_der(der.as_ref(), kid, algorithm)
     }
 
-    /// A P-256 or P-384 key from its uncompressed point; aws-lc-rs rejects points off the curve.
+    /// Parses a P-256 or P-384 key from its uncompressed point. aws-lc-rs rejects points off the curve.
     pub fn ec_from_point(
         family: KeyFamily,
         point: &[u8],
@@ -162,7 +162,7 @@ impl VerifyingKey {
         })
     }
 
-    /// An Ed25519 key from its 32 public bytes.
+    /// Parses an Ed25519 key from its 32 public bytes.
     pub fn ed25519(public: &[u8], kid: Option<String>) -> Result<Self, KeyError> {
         if public.len() != 32 {
             return Err(KeyError::Invalid {
@@ -183,7 +183,7 @@ impl VerifyingKey {
         })
     }
 
-    /// A shared HMAC secret. Only legacy HS issuers configured with a secret use this.
+    /// Wraps a shared HMAC secret. Only legacy HS issuers configured with a secret use this.
     pub fn hmac(
         secret: &[u8],
         algorithm: Algorithm,
@@ -210,7 +210,7 @@ impl VerifyingKey {
             kid,
             algorithm: Some(algorithm),
             family: KeyFamily::Hmac,
-            inner: PublicInner::Hmac(aws_lc_rs::hmac::Key::new(hmac_algorithm, secret)),
+            inner: PublicInner::Hmac(Box::new(aws_lc_rs::hmac::Key::new(hmac_algorithm, secret))),
         })
     }
 
@@ -402,7 +402,7 @@ impl SigningKey {
         }
     }
 
-    /// The public JWK with `kid`, `alg` and `use`.
+    /// Returns the public JWK with `kid`, `alg` and `use`.
     pub fn public_jwk(&self) -> &Value {
         &self.public_jwk
     }
@@ -412,8 +412,8 @@ impl SigningKey {
     }
 }
 
-/// The RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members in lexicographic
-/// order.
+/// Computes the RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members in
+/// lexicographic order.
 pub fn jwk_thumbprint(jwk: &Value) -> String {
     let members: &[&str] = match jwk.get("kty").and_then(Value::as_str) {
         Some("RSA") => &["e", "kty", "n"],

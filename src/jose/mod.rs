@@ -2,7 +2,7 @@
 //! only, an algorithm allow-list that is bound to the key type, no keys taken from the token, no
 //! critical extensions. Cryptography comes from aws-lc-rs through [`keys`].
 //!
-//! This module knows nothing of issuers or tenants: it turns text into a [`CompactJws`] and checks
+//! This module has no notion of issuers or tenants: it turns text into a [`CompactJws`] and checks
 //! a signature with a key chosen by the caller.
 
 mod algorithm;
@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 /// Maximum decoded size of a JOSE header in bytes; real headers are well under 1 KiB.
 const MAX_HEADER_BYTES: usize = 2048;
 
-/// Why a token could not be parsed as a compact JWS. The variants map to the reason `malformed`
-/// except where the verifier says otherwise.
+/// Error parsing a compact JWS. The verifier maps each variant to a reason code, mostly
+/// `malformed`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwsError {
     #[error("token has {0} segments; a compact JWS has exactly 3")]
@@ -121,7 +121,7 @@ impl<'a> CompactJws<'a> {
         })
     }
 
-    /// The bytes the signature covers: `BASE64URL(header) "." BASE64URL(payload)`.
+    /// Returns the bytes the signature covers: `BASE64URL(header) "." BASE64URL(payload)`.
     pub fn signing_input(&self) -> &[u8] {
         self.signing_input.as_bytes()
     }
@@ -130,7 +130,7 @@ impl<'a> CompactJws<'a> {
         &self.signature
     }
 
-    /// The unverified `iss` claim, used only to choose the verifier.
+    /// Returns the unverified `iss` claim, used only to choose the verifier.
     pub fn unverified_issuer(&self) -> Option<&str> {
         self.claims.get("iss").and_then(Value::as_str)
     }

@@ -123,17 +123,17 @@ impl Keyring {
         self.reload().await
     }
 
-    /// The key that signs new tokens.
+    /// Returns the key that signs new tokens.
     pub fn current(&self) -> Arc<SigningKey> {
         self.state.read().current.clone()
     }
 
-    /// A published key by `kid`.
+    /// Looks up a published key by `kid`.
     pub fn key(&self, kid: &str) -> Option<Arc<SigningKey>> {
         self.state.read().by_kid.get(kid).cloned()
     }
 
-    /// All published keys, for verifying a token without a `kid`.
+    /// Returns all published keys, for verifying a token without a `kid`.
     pub fn published(&self) -> Vec<Arc<SigningKey>> {
         self.state.read().by_kid.values().cloned().collect()
     }

@@ -67,7 +67,7 @@ impl Store {
         row.as_ref().map(tenant_from_row).transpose()
     }
 
-    /// Every tenant, for the in-memory tenant directory.
+    /// Reads every tenant, for the in-memory tenant directory.
     pub async fn all_tenants(&self) -> StoreResult<Vec<TenantRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"

@@ -29,7 +29,7 @@ use crate::tenancy::TenantDirectory;
 
 pub use native_api_key::ApiKeyCache;
 
-/// What the caller requires of a credential beyond its being valid.
+/// Caller requirements that a valid credential must also meet.
 #[derive(Clone, Debug, Default)]
 pub struct Requirements {
     /// The credential must reach this tenant: be issued for it or hold roles that apply to it.
@@ -41,7 +41,7 @@ pub struct Requirements {
     pub mode: Option<Mode>,
 }
 
-/// Where a credential comes from.
+/// Origin of a credential: the daemon itself or a legacy adapter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Native,
@@ -80,15 +80,15 @@ pub struct Identity {
     pub key_id: Option<String>,
 }
 
-/// Which check refused the credential: the credential itself (401) or the caller's
-/// requirements (403). Unavailable sources answer 503.
+/// Check that rejected the credential: the credential itself (401) or the caller's
+/// requirements (403). An unavailable source gives 503.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     Credential,
     Requirements,
 }
 
-/// The pipeline's answer.
+/// Result of the pipeline for one credential.
 #[derive(Clone, Debug)]
 pub struct Decision {
     pub reason: Reason,
@@ -103,7 +103,7 @@ impl Decision {
         self.reason == Reason::Valid
     }
 
-    /// The HTTP status of the verify API for this decision.
+    /// Returns the HTTP status of the verify API for this decision.
     pub fn http_status(&self) -> u16 {
         match (self.reason, self.stage) {
             (Reason::Valid, _) => 200,

@@ -65,7 +65,7 @@ impl Verifier {
         let record = record.ok_or(Reason::UnknownCredential)?;
 
         // The hash matched, so the stored parts match the presented ones unless the row was
-        // edited by hand; refuse such a row rather than trust either side.
+        // edited by hand. Such a row is rejected rather than trusted.
         if record.tenant_id != parts.tenant_id
             || record.role != parts.role
             || record.mode != parts.mode

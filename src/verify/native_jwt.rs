@@ -123,7 +123,7 @@ fn required_time(claims: &Map<String, Value>, name: &str) -> Result<i64, Reason>
     optional_time(claims, name)?.ok_or(Reason::Malformed)
 }
 
-/// A NumericDate (RFC 7519 section 2); fractions are truncated toward the past.
+/// Reads a NumericDate (RFC 7519 section 2). Fractions are truncated toward the past.
 fn optional_time(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Reason> {
     match claims.get(name) {
         None => Ok(None),

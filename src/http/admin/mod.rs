@@ -1,6 +1,6 @@
 //! The admin API under `/v1/`: tenants, machines, API keys and signing keys. Every call is
 //! authenticated by an admin API key or an access token with the `admin` role, and confined to
-//! that credential's tenant subtree: anything outside it answers 404, as if it did not exist.
+//! that credential's tenant subtree: anything outside it returns 404, as if it did not exist.
 
 mod api_keys;
 mod machines;
@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for AdminCaller {
             }
         };
         if !identity.roles.contains("admin") {
-            tracing::info!(credential.fingerprint = %decision.fingerprint, tenant.id = %identity.tenant_id, "admin call refused: no admin role");
+            tracing::info!(credential.fingerprint = %decision.fingerprint, tenant.id = %identity.tenant_id, "admin call rejected: credential lacks the admin role");
             return Err(ApiError::Forbidden(
                 "the credential does not hold the admin role".to_owned(),
             ));
