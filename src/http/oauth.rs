@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -111,6 +112,14 @@ fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAu
     }
 }
 
+fn body_too_large(_: BytesRejection) -> OAuthError {
+    OAuthError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        "request body is too large",
+    )
+}
+
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -127,8 +136,9 @@ fn no_store(mut response: Response) -> Response {
 async fn token(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(body_too_large)?;
     let form = Form::parse(&headers, &body)?;
     let grant_type = form
         .one("grant_type")
@@ -270,8 +280,9 @@ async fn authenticate_caller(
 async fn introspect(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(body_too_large)?;
     let form = Form::parse(&headers, &body)?;
     let caller = authenticate_caller(&app, &headers, &form).await?;
     let token = form
@@ -346,8 +357,9 @@ async fn introspect(
 async fn revoke(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(body_too_large)?;
     let form = Form::parse(&headers, &body)?;
     let caller = authenticate_caller(&app, &headers, &form).await?;
     let token = form

@@ -1,0 +1,11 @@
+//! Integration tests of authbridge, in one binary to save link time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod common;
+mod e2e;
+mod interop;
+mod isolation;
+mod jwt_cases;
+mod router;
+mod store;
