@@ -180,13 +180,7 @@ async fn admin_flow_issues_verifies_and_revokes() {
             "{name}: revoked API key reason"
         );
         let other = t
-            .verify(
-                &by_basic.body["access_token"]
-                    .as_str()
-                    .expect("token")
-                    .to_owned(),
-                None,
-            )
+            .verify(by_basic.body["access_token"].as_str().expect("token"), None)
             .await;
         assert_eq!(
             other.reason(),
