@@ -198,6 +198,10 @@ impl Verifier {
             Route::Malformed => Err(Reason::Malformed),
             Route::Unknown => Err(Reason::UnknownCredential),
         };
+        let verified = match verified {
+            Ok(identity) => self.check_tenant_exists(identity).await,
+            Err(reason) => Err(reason),
+        };
         let mut identity = match verified {
             Ok(identity) => identity,
             Err(reason) => {
@@ -215,6 +219,26 @@ impl Verifier {
             stage: Stage::Requirements,
             identity: Some(identity),
             fingerprint,
+        }
+    }
+
+    /// Rejects credentials of a deleted tenant as `revoked`. A tenant missing from the in-memory
+    /// directory is looked up in the store once, because another process (the CLI or another
+    /// instance) may have created it since the last resync.
+    async fn check_tenant_exists(&self, identity: Identity) -> Result<Identity, Reason> {
+        if self.directory.contains(&identity.tenant_id) {
+            return Ok(identity);
+        }
+        match self.store.tenant(&identity.tenant_id).await {
+            Ok(Some(tenant)) => {
+                self.directory.upsert(&tenant);
+                Ok(identity)
+            }
+            Ok(None) => Err(Reason::Revoked),
+            Err(error) => {
+                tracing::warn!(%error, tenant.id = %identity.tenant_id, "store unavailable while looking up a tenant");
+                Err(Reason::Unavailable)
+            }
         }
     }
 

@@ -714,3 +714,26 @@ async fn discovery_documents_are_served() {
         "fallback"
     );
 }
+
+#[tokio::test]
+async fn tenant_created_by_another_process_verifies_at_once() {
+    let t = TestApp::sqlite().await;
+    let other = authbridge::app::App::open(t.app.config.clone(), t.clock.clone())
+        .await
+        .expect("second instance on the same database");
+    let (tenant, admin_key) = t.bootstrap("root").await;
+
+    let decision = other
+        .verifier
+        .verify(&admin_key, &authbridge::verify::Requirements::default())
+        .await;
+    assert_eq!(
+        decision.reason.as_str(),
+        "valid",
+        "key of a tenant the other instance has not loaded yet"
+    );
+    assert!(
+        other.directory.contains(&tenant),
+        "tenant is loaded into the directory after the lookup"
+    );
+}
