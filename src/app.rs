@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::{load_master_key, MasterKeySource, Pepper, Sealer};
 use crate::issue::client_auth::AssertionRules;
 use crate::issue::TokenIssuer;
+use crate::legacy::Adapters;
 use crate::secret::SecretBytes;
 use crate::signing::Keyring;
 use crate::store::{redact_url, Store};
@@ -32,6 +34,22 @@ pub enum StartupError {
     Keyring(#[from] crate::signing::KeyringError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("invalid adapter configuration: {0}")]
+    Adapter(#[from] crate::legacy::AdapterConfigError),
+    #[error("cannot build the HTTP client for legacy sources: {0}")]
+    HttpClient(String),
+}
+
+/// The HTTP client for legacy sources: no redirects (a key URL must not send the daemon to
+/// another host), short timeouts, HTTPS through rustls.
+fn legacy_http_client() -> Result<reqwest::Client, StartupError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartupError::HttpClient(e.to_string()))
 }
 
 pub struct App {
@@ -45,6 +63,7 @@ pub struct App {
     pub pepper: Pepper,
     pub clock: SharedClock,
     pub assertion_rules: AssertionRules,
+    pub audit: Audit,
 }
 
 impl std::fmt::Debug for App {
@@ -97,6 +116,8 @@ impl App {
             leeway_seconds: config.tokens.leeway_seconds,
             max_credential_bytes: config.tokens.max_credential_bytes,
         };
+        let http = legacy_http_client()?;
+        let adapters = Arc::new(Adapters::build(&config.adapters.0, &issuer_url, &http)?);
         let cache = ApiKeyCache::new(
             config.api_keys.cache_capacity,
             Duration::from_secs(config.api_keys.cache_ttl_seconds.max(1)),
@@ -109,6 +130,7 @@ impl App {
             directory.clone(),
             revocations.clone(),
             cache,
+            adapters,
             clock.clone(),
         );
         let issuer = TokenIssuer::new(
@@ -124,6 +146,7 @@ impl App {
             max_lifetime_seconds: config.tokens.max_assertion_lifetime_seconds,
             leeway_seconds: config.tokens.leeway_seconds,
         };
+        let audit = Audit::start(store.clone(), &config.audit, clock.clone());
         Ok(Arc::new(Self {
             config,
             store,
@@ -135,6 +158,7 @@ impl App {
             pepper,
             clock,
             assertion_rules,
+            audit,
         }))
     }
 

@@ -25,6 +25,26 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub api_keys: ApiKeyConfig,
     pub logging: LoggingConfig,
+    pub audit: AuditConfig,
+    /// Legacy sources, one `[[adapters]]` table each; see `docs/adapters.md`. Default: none.
+    pub adapters: AdapterEntries,
+}
+
+/// The raw `[[adapters]]` tables. They are checked by [`crate::legacy::Adapters::build`], where
+/// each kind has its own keys. `Debug` shows only the names, because entries can hold secrets.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AdapterEntries(pub Vec<serde_json::Value>);
+
+impl std::fmt::Debug for AdapterEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .0
+            .iter()
+            .map(|entry| entry.get("name").and_then(serde_json::Value::as_str).unwrap_or("?"))
+            .collect();
+        f.debug_tuple("AdapterEntries").field(&names).finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -189,6 +209,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the audit trail is written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `batched` (a writer task commits events in batches; a crash loses the events not yet
+    /// committed) or `sync` (each request waits until its event is committed). Default `batched`.
+    pub mode: AuditMode,
+    /// Maximum events per transaction. Default 256.
+    pub batch_size: usize,
+    /// Milliseconds a batched event waits for more events before its batch is written.
+    /// Default 50.
+    pub flush_interval_ms: u64,
+    /// Maximum events waiting to be written; a full queue makes requests wait. Default 10000.
+    pub queue_capacity: usize,
+    /// Milliseconds a request waits for room in a full queue before it fails with 503.
+    /// Default 1000.
+    pub enqueue_timeout_ms: u64,
+    /// Days events are kept; older ones are pruned hourly. 0 keeps them forever. Default 0.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuditMode::Batched,
+            batch_size: 256,
+            flush_interval_ms: 50,
+            queue_capacity: 10_000,
+            enqueue_timeout_ms: 1000,
+            retention_days: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditMode {
+    Batched,
+    Sync,
+}
+
 /// A configuration that could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -280,6 +341,11 @@ impl Config {
                 )));
             }
         }
+        if self.audit.batch_size == 0 || self.audit.queue_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "audit.batch_size and audit.queue_capacity must be at least 1".to_owned(),
+            ));
+        }
         if !self.signing.algorithm.is_asymmetric() {
             return Err(ConfigError::Invalid(format!(
                 "signing.algorithm {} is not allowed: use RS256, PS256, ES256 or EdDSA",
@@ -344,6 +410,16 @@ mod tests {
             assert_eq!(config.server.listen.port(), 2222);
             Ok(())
         });
+    }
+
+    #[test]
+    fn audit_defaults_and_mode() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.audit.mode, AuditMode::Batched);
+        assert_eq!(config.audit.batch_size, 256);
+        assert_eq!(config.audit.retention_days, 0);
+        let config = Config::from_toml("[audit]\nmode = \"sync\"\n").unwrap();
+        assert_eq!(config.audit.mode, AuditMode::Sync);
     }
 
     #[test]

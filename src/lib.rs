@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod ids;
 pub mod issue;
 pub mod jose;
+pub mod legacy;
 pub mod secret;
 pub mod server;
 pub mod signing;

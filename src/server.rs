@@ -51,6 +51,15 @@ pub async fn run(
         }
     };
     resync.abort();
+    // The writer retries failed writes without end, so a lost database must not block exit.
+    match tokio::time::timeout(grace, app.audit.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "audit events could not be flushed at shutdown"),
+        Err(_) => tracing::error!(
+            grace_seconds = grace.as_secs(),
+            "audit events not flushed within the grace period; queued events are lost"
+        ),
+    }
     app.store.close().await;
     tracing::info!("stopped");
     result

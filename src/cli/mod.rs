@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate`, `bootstrap` and the management commands. Each command
 //! loads the configuration the same way the daemon does.
 
+mod audit;
 mod manage;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Manage the signing keys.
     #[command(name = "signing-keys", subcommand)]
     SigningKeys(manage::SigningKeyCommand),
+    /// Verify the audit hash chains and export audit events.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Parses the arguments and runs the command. Exit code 0 on success, 1 on a runtime error,
@@ -121,6 +125,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Machines(command) => manage::machines(&*open(config).await?, command).await,
         Command::Keys(command) => manage::keys(&*open(config).await?, command).await,
         Command::SigningKeys(command) => manage::signing_keys(&*open(config).await?, command).await,
+        Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
     }
 }
 

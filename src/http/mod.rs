@@ -6,6 +6,7 @@ pub mod error;
 mod health;
 mod oauth;
 pub mod openapi;
+mod request_info;
 mod verify;
 mod well_known;
 
@@ -23,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::App;
 use crate::secret::SecretString;
 pub use error::{ApiError, OAuthError};
+pub use request_info::RequestInfo;
 
 pub type AppState = Arc<App>;
 

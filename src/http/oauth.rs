@@ -13,14 +13,16 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{presented_credential, AppState, OAuthError};
+use super::{presented_credential, AppState, OAuthError, RequestInfo};
 use crate::app::App;
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::credentials::api_key;
 use crate::ids::TenantId;
 use crate::issue::client_auth::{authenticate, ClientAuthError, PresentedClient};
 use crate::issue::{IssueError, TokenRequest};
 use crate::secret::SecretString;
-use crate::verify::{CredentialKind, Requirements};
+use crate::verify::{fingerprint, CredentialKind, Identity, Requirements};
+use crate::store::MachineRecord;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,6 +114,51 @@ fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAu
     }
 }
 
+/// The audit reason code of a client authentication failure.
+fn client_auth_reason(error: &ClientAuthError) -> &'static str {
+    match error {
+        ClientAuthError::Missing => "missing_credential",
+        ClientAuthError::MultipleMethods => "multiple_auth_methods",
+        ClientAuthError::MalformedBasic => "malformed",
+        ClientAuthError::Failed => "invalid_client",
+        ClientAuthError::InvalidAssertion(_) => "invalid_client_assertion",
+        ClientAuthError::AssertionType => "invalid_client_assertion_type",
+        ClientAuthError::Unavailable => "unavailable",
+    }
+}
+
+/// Records a failed client authentication and returns the error to answer with: the audit
+/// failure when the event cannot be recorded, else the authentication error.
+async fn client_auth_failed(
+    app: &App,
+    info: &RequestInfo,
+    action: Action,
+    error: ClientAuthError,
+    presented: &PresentedClient,
+) -> OAuthError {
+    let mut event = AuditEvent::new(action, Outcome::Failure, client_auth_reason(&error));
+    let credential = presented
+        .basic
+        .as_deref()
+        .or(presented.client_secret.as_ref().map(SecretString::expose))
+        .or(presented.client_assertion.as_ref().map(SecretString::expose));
+    event.fingerprint = credential.map(fingerprint);
+    if let Some(client_id) = &presented.client_id {
+        event = event.with_detail(json!({ "clientId": client_id }));
+    }
+    match app.audit.record(info.tag(event)).await {
+        Ok(()) => client_auth_error(error, presented),
+        Err(audit_error) => audit_error.into(),
+    }
+}
+
+/// An event about an authenticated machine.
+fn machine_event(action: Action, outcome: Outcome, reason: &str, machine: &MachineRecord) -> AuditEvent {
+    AuditEvent::new(action, outcome, reason)
+        .with_tenant(&machine.tenant_id)
+        .with_machine(&machine.id)
+}
+
 fn body_too_large(_: BytesRejection) -> OAuthError {
     OAuthError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -135,6 +182,7 @@ fn no_store(mut response: Response) -> Response {
 )]
 async fn token(
     State(app): State<AppState>,
+    info: RequestInfo,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
@@ -152,15 +200,20 @@ async fn token(
     }
     let presented = form.presented_client(&headers);
     let now = app.clock.now();
-    let machine = authenticate(
+    let authenticated = authenticate(
         &presented,
         &app.store,
         &app.pepper,
         &app.assertion_rules,
         now,
     )
-    .await
-    .map_err(|e| client_auth_error(e, &presented))?;
+    .await;
+    let machine = match authenticated {
+        Ok(machine) => machine,
+        Err(error) => {
+            return Err(client_auth_failed(&app, &info, Action::TokenIssue, error, &presented).await)
+        }
+    };
 
     let mut audiences = form.all("audience");
     audiences.extend(form.all("resource"));
@@ -182,23 +235,36 @@ async fn token(
         audiences,
         tenant_id,
     };
-    let issued = app
-        .issuer
-        .issue(&machine, &request)
-        .map_err(|error| match error {
-            IssueError::InvalidScope(_) => {
-                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string())
-            }
-            IssueError::InvalidTarget(_) => {
-                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", error.to_string())
-            }
-            IssueError::Signing => OAuthError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "signing failed",
-            ),
-        })?;
+    let issued = match app.issuer.issue(&machine, &request) {
+        Ok(issued) => issued,
+        Err(error) => {
+            let error = match error {
+                IssueError::InvalidScope(_) => {
+                    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string())
+                }
+                IssueError::InvalidTarget(_) => {
+                    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", error.to_string())
+                }
+                IssueError::Signing => OAuthError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "signing failed",
+                ),
+            };
+            let event = machine_event(Action::TokenIssue, Outcome::Failure, error.code, &machine);
+            app.audit.record(info.tag(event)).await?;
+            return Err(error);
+        }
+    };
     tracing::info!(client.id = %machine.client_id, tenant.id = %machine.tenant_id, token.jti = %issued.jti, "issued access token");
+    let event = machine_event(Action::TokenIssue, Outcome::Success, "valid", &machine)
+        .with_fingerprint(fingerprint(issued.access_token.expose()))
+        .with_detail(json!({
+            "clientId": machine.client_id,
+            "jti": issued.jti,
+            "scope": issued.scope,
+        }));
+    app.audit.record(info.tag(event)).await?;
 
     let mut body = json!({
         "access_token": issued.access_token.expose(),
@@ -222,6 +288,8 @@ struct Caller {
 /// authentication) or with a bearer credential (API key or access token).
 async fn authenticate_caller(
     app: &App,
+    info: &RequestInfo,
+    action: Action,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Caller, OAuthError> {
@@ -230,31 +298,41 @@ async fn authenticate_caller(
         || presented.client_secret.is_some()
         || presented.client_assertion.is_some();
     if has_client_auth {
-        let machine = authenticate(
+        let authenticated = authenticate(
             &presented,
             &app.store,
             &app.pepper,
             &app.assertion_rules,
             app.clock.now(),
         )
-        .await
-        .map_err(|e| client_auth_error(e, &presented))?;
+        .await;
+        let machine = match authenticated {
+            Ok(machine) => machine,
+            Err(error) => return Err(client_auth_failed(app, info, action, error, &presented).await),
+        };
         return Ok(Caller {
             tenant_id: machine.tenant_id,
             client_id: Some(machine.client_id),
         });
     }
-    let credential = presented_credential(headers)
-        .map_err(|_| {
-            OAuthError::invalid_client("send client credentials or a bearer credential", false)
-        })?
-        .ok_or_else(|| {
-            OAuthError::invalid_client("send client credentials or a bearer credential", false)
-        })?;
+    let Ok(Some(credential)) = presented_credential(headers) else {
+        let event = AuditEvent::new(action, Outcome::Failure, "missing_credential")
+            .with_detail(json!({ "failed": "caller_authentication" }));
+        app.audit.record(info.tag(event)).await?;
+        return Err(OAuthError::invalid_client(
+            "send client credentials or a bearer credential",
+            false,
+        ));
+    };
     let decision = app
         .verifier
         .verify(credential.expose(), &Requirements::default())
         .await;
+    if !decision.is_valid() {
+        let event = AuditEvent::from_decision(action, &decision)
+            .with_detail(json!({ "failed": "caller_authentication" }));
+        app.audit.record(info.tag(event)).await?;
+    }
     if decision.reason.is_unavailable() {
         return Err(OAuthError::unavailable());
     }
@@ -270,6 +348,11 @@ async fn authenticate_caller(
     }
 }
 
+/// True when the credential's tenant lies in the caller's subtree.
+fn within_caller(app: &App, caller: &Caller, identity: Option<&Identity>) -> bool {
+    identity.is_some_and(|identity| app.directory.is_within(&identity.tenant_id, &caller.tenant_id))
+}
+
 /// Introspects a token or API key (RFC 7662). Credentials outside the caller's tenant subtree
 /// are reported inactive.
 #[utoipa::path(
@@ -279,17 +362,24 @@ async fn authenticate_caller(
 )]
 async fn introspect(
     State(app): State<AppState>,
+    info: RequestInfo,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let body = body.map_err(body_too_large)?;
     let form = Form::parse(&headers, &body)?;
-    let caller = authenticate_caller(&app, &headers, &form).await?;
+    let caller = authenticate_caller(&app, &info, Action::Introspect, &headers, &form).await?;
     let token = form
         .one("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
 
     let decision = app.verifier.verify(token, &Requirements::default()).await;
+    let mut event = AuditEvent::from_decision(Action::Introspect, &decision);
+    if decision.is_valid() && !within_caller(&app, &caller, decision.identity.as_ref()) {
+        event.outcome = Outcome::Failure;
+        event.reason = "out_of_scope".to_owned();
+    }
+    app.audit.record(info.tag(event)).await?;
     if decision.reason.is_unavailable() {
         return Err(OAuthError::unavailable());
     }
@@ -327,7 +417,7 @@ async fn introspect(
         ),
         (
             "machineId",
-            identity.machine_id.as_ref().map(|m| json!(m.as_str())),
+            identity.machine_id.as_ref().map(|m| json!(m)),
         ),
         ("roles", Some(json!(identity.roles))),
         ("tenantId", Some(json!(identity.tenant_id.as_str()))),
@@ -356,23 +446,42 @@ async fn introspect(
 )]
 async fn revoke(
     State(app): State<AppState>,
+    info: RequestInfo,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let body = body.map_err(body_too_large)?;
     let form = Form::parse(&headers, &body)?;
-    let caller = authenticate_caller(&app, &headers, &form).await?;
+    let caller = authenticate_caller(&app, &info, Action::Revoke, &headers, &form).await?;
     let token = form
         .one("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
 
     let decision = app.verifier.verify(token, &Requirements::default()).await;
+    let mut event = AuditEvent::from_decision(Action::Revoke, &decision);
     if decision.reason.is_unavailable() {
+        app.audit.record(info.tag(event)).await?;
         return Err(OAuthError::unavailable());
     }
+    if let Err(reason) = revoke_verified(&app, &caller, token, decision).await? {
+        event.outcome = Outcome::Failure;
+        event.reason = reason.to_owned();
+    }
+    app.audit.record(info.tag(event)).await?;
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+/// Revokes a credential after verification, when the caller may. Returns `Ok(Err(reason))`
+/// when nothing was revoked, with the audit reason code.
+async fn revoke_verified(
+    app: &App,
+    caller: &Caller,
+    token: &str,
+    decision: crate::verify::Decision,
+) -> Result<Result<(), &'static str>, OAuthError> {
     let valid = decision.is_valid();
     let Some(identity) = decision.identity.filter(|_| valid) else {
-        return Ok(no_store(StatusCode::OK.into_response()));
+        return Ok(Err(decision.reason.as_str()));
     };
     let own_token = caller.client_id.is_some() && caller.client_id == identity.client_id;
     if !own_token
@@ -380,12 +489,12 @@ async fn revoke(
             .directory
             .is_within(&identity.tenant_id, &caller.tenant_id)
     {
-        return Ok(no_store(StatusCode::OK.into_response()));
+        return Ok(Err("out_of_scope"));
     }
     match identity.kind {
         CredentialKind::AccessToken => {
             let (Some(jti), Some(expires_at)) = (identity.jti.clone(), identity.expires_at) else {
-                return Ok(no_store(StatusCode::OK.into_response()));
+                return Ok(Err("malformed"));
             };
             app.store
                 .insert_revoked_token(&jti, expires_at, app.clock.now())
@@ -396,15 +505,16 @@ async fn revoke(
         }
         CredentialKind::ApiKey => {
             let Some(key_id) = identity.key_id.clone() else {
-                return Ok(no_store(StatusCode::OK.into_response()));
+                return Ok(Err("malformed"));
             };
-            if api_key::has_native_prefix(&app.config.api_keys.prefix, token) {
-                app.revoke_api_key(&identity.tenant_id, &key_id)
-                    .await
-                    .map_err(|_| OAuthError::unavailable())?;
-                tracing::info!(key.id = %key_id, tenant.id = %identity.tenant_id, "revoked API key");
+            if !api_key::has_native_prefix(&app.config.api_keys.prefix, token) {
+                return Ok(Err("not_revocable"));
             }
+            app.revoke_api_key(&identity.tenant_id, &key_id)
+                .await
+                .map_err(|_| OAuthError::unavailable())?;
+            tracing::info!(key.id = %key_id, tenant.id = %identity.tenant_id, "revoked API key");
         }
     }
-    Ok(no_store(StatusCode::OK.into_response()))
+    Ok(Ok(()))
 }

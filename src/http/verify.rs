@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{parse_json, presented_credential, ApiError, AppState};
+use super::{parse_json, presented_credential, ApiError, AppState, RequestInfo};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::clock::to_rfc3339;
 use crate::credentials::Mode;
 use crate::ids::TenantId;
@@ -68,7 +69,7 @@ impl VerifyResponse {
                 Source::Native => None,
             }),
             tenant_id: identity.map(|i| i.tenant_id.to_string()),
-            machine_id: identity.and_then(|i| i.machine_id.as_ref().map(ToString::to_string)),
+            machine_id: identity.and_then(|i| i.machine_id.clone()),
             mode: identity.map(|i| i.mode),
             roles: identity.map(|i| i.roles.iter().cloned().collect()),
             expires_at: identity.and_then(|i| i.expires_at).map(to_rfc3339),
@@ -91,6 +92,7 @@ impl VerifyResponse {
 )]
 async fn verify(
     State(app): State<AppState>,
+    info: RequestInfo,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -112,6 +114,8 @@ async fn verify(
         mode: request.mode,
     };
     let Some(credential) = presented_credential(&headers)? else {
+        let event = AuditEvent::new(Action::Verify, Outcome::Failure, "missing_credential");
+        app.audit.record(info.tag(event)).await?;
         return Err(ApiError::Unauthorized(
             "send the credential in Authorization: Bearer or X-API-Key".to_owned(),
         ));
@@ -121,6 +125,8 @@ async fn verify(
         .verifier
         .verify(credential.expose(), &requirements)
         .await;
+    let event = AuditEvent::from_decision(Action::Verify, &decision);
+    app.audit.record(info.tag(event)).await?;
     tracing::info!(
         credential.fingerprint = %decision.fingerprint,
         reason = %decision.reason,

@@ -7,6 +7,7 @@
 //! fall-through to a second verifier and no default verifier.
 
 mod native_api_key;
+mod legacy;
 mod native_jwt;
 mod reason;
 mod revocation;
@@ -22,12 +23,14 @@ use sha2::{Digest, Sha256};
 use crate::clock::SharedClock;
 use crate::credentials::{api_key, Mode};
 use crate::crypto::Pepper;
-use crate::ids::{MachineId, TenantId};
+use crate::legacy::{Adapter, Adapters};
+use crate::ids::TenantId;
 use crate::signing::Keyring;
 use crate::store::Store;
 use crate::tenancy::TenantDirectory;
 
 pub use native_api_key::ApiKeyCache;
+pub use native_jwt::audience as token_audience;
 
 /// Caller requirements that a valid credential must also meet.
 #[derive(Clone, Debug, Default)]
@@ -61,7 +64,8 @@ pub struct Identity {
     pub source: Source,
     pub kind: CredentialKind,
     pub tenant_id: TenantId,
-    pub machine_id: Option<MachineId>,
+    /// The machine: a native machine id, or the mapped legacy machine identifier.
+    pub machine_id: Option<String>,
     pub client_id: Option<String>,
     pub subject: Option<String>,
     pub mode: Mode,
@@ -108,6 +112,7 @@ impl Decision {
         match (self.reason, self.stage) {
             (Reason::Valid, _) => 200,
             (reason, _) if reason.is_unavailable() => 503,
+            (Reason::UnmappedIdentity, _) => 403,
             (_, Stage::Requirements) => 403,
             (_, Stage::Credential) => 401,
         }
@@ -115,10 +120,11 @@ impl Decision {
 }
 
 /// The route classification chose for a credential.
-#[derive(Debug, PartialEq, Eq)]
 enum Route {
     NativeApiKey,
     NativeJwt,
+    /// A JWT whose `iss` is one of this adapter's issuers.
+    LegacyJwt(Arc<Adapter>),
     /// A JWT whose `iss` matches no configured issuer.
     UnknownIssuer,
     Malformed,
@@ -143,6 +149,7 @@ pub struct Verifier {
     directory: Arc<TenantDirectory>,
     revocations: Arc<RevocationList>,
     api_keys: ApiKeyCache,
+    adapters: Arc<Adapters>,
     clock: SharedClock,
 }
 
@@ -170,6 +177,7 @@ impl Verifier {
         directory: Arc<TenantDirectory>,
         revocations: Arc<RevocationList>,
         api_keys: ApiKeyCache,
+        adapters: Arc<Adapters>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -180,8 +188,13 @@ impl Verifier {
             directory,
             revocations,
             api_keys,
+            adapters,
             clock,
         }
+    }
+
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
     }
 
     pub fn api_key_cache(&self) -> &ApiKeyCache {
@@ -194,6 +207,7 @@ impl Verifier {
         let verified = match self.classify(credential) {
             Route::NativeApiKey => self.verify_native_api_key(credential).await,
             Route::NativeJwt => self.verify_native_jwt(credential),
+            Route::LegacyJwt(adapter) => self.verify_legacy(&adapter, credential).await,
             Route::UnknownIssuer => Err(Reason::UnknownIssuer),
             Route::Malformed => Err(Reason::Malformed),
             Route::Unknown => Err(Reason::UnknownCredential),
@@ -234,6 +248,9 @@ impl Verifier {
                 self.directory.upsert(&tenant);
                 Ok(identity)
             }
+            // A legacy identity mapped to a tenant that does not exist is unmapped, while a
+            // native credential of a deleted tenant is revoked.
+            Ok(None) if identity.source != Source::Native => Err(Reason::UnmappedIdentity),
             Ok(None) => Err(Reason::Revoked),
             Err(error) => {
                 tracing::warn!(%error, tenant.id = %identity.tenant_id, "store unavailable while looking up a tenant");
@@ -260,7 +277,10 @@ impl Verifier {
             }
             return match crate::jose::peek_issuer(credential) {
                 Some(issuer) if issuer == self.settings.issuer => Route::NativeJwt,
-                Some(_) => Route::UnknownIssuer,
+                Some(issuer) => match self.adapters.for_issuer(&issuer) {
+                    Some(adapter) => Route::LegacyJwt(adapter.clone()),
+                    None => Route::UnknownIssuer,
+                },
                 None => Route::Malformed,
             };
         }

@@ -88,10 +88,10 @@ impl Verifier {
         let mode = string_claim(claims, "mode")?
             .and_then(|m| Mode::parse(&m))
             .ok_or(Reason::Malformed)?;
-        let machine_id = string_claim(claims, "machineId")?
-            .map(|m| MachineId::parse(&m))
-            .transpose()
-            .map_err(|_| Reason::Malformed)?;
+        let machine_id = string_claim(claims, "machineId")?;
+        if machine_id.as_deref().is_some_and(|m| MachineId::parse(m).is_err()) {
+            return Err(Reason::Malformed);
+        }
 
         Ok(Identity {
             source: Source::Native,
@@ -146,7 +146,7 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String
 
 /// `aud` as a string or a non-empty array of strings (RFC 7519 section 4.1.3). An access token
 /// without an audience is refused (RFC 9068 section 2.2).
-pub(crate) fn audience(claims: &Map<String, Value>) -> Result<Vec<String>, Reason> {
+pub fn audience(claims: &Map<String, Value>) -> Result<Vec<String>, Reason> {
     match claims.get("aud") {
         Some(Value::String(single)) if !single.is_empty() => Ok(vec![single.clone()]),
         Some(Value::Array(items)) if !items.is_empty() => items

@@ -26,6 +26,8 @@ pub enum Reason {
     OutOfScope,
     /// A valid credential of the other mode (`test` where `live` was required, or the reverse).
     WrongMode,
+    /// A verified legacy credential whose identity maps to no existing tenant.
+    UnmappedIdentity,
     /// A legacy credential refused because its adapter is in the `enforce` phase.
     LegacyRetired,
     /// The legacy source that must check the credential could not be reached.
@@ -50,6 +52,7 @@ impl Reason {
             Self::WrongTokenType => "wrong_token_type",
             Self::OutOfScope => "out_of_scope",
             Self::WrongMode => "wrong_mode",
+            Self::UnmappedIdentity => "unmapped_identity",
             Self::LegacyRetired => "legacy_retired",
             Self::LegacyUnavailable => "legacy_unavailable",
             Self::Unavailable => "unavailable",

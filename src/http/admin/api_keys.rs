@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,10 +32,12 @@ async fn create_api_key(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     let (record, key) = app.create_api_key(&tenant, &request).await?;
     tracing::info!(key.id = %record.id, tenant.id = %tenant, "created API key");
+    let view = ApiKeyView::from(&record);
+    caller.audit(&app, "api_key.create", &tenant, json!(view)).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
-            api_key: ApiKeyView::from(&record),
+            api_key: view,
             key: key.expose().to_owned(),
         }),
     ))
@@ -75,6 +78,7 @@ async fn revoke_api_key(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     let record = app.revoke_api_key(&tenant, &id).await?;
     tracing::info!(key.id = %id, tenant.id = %tenant, "revoked API key");
+    caller.audit(&app, "api_key.revoke", &tenant, json!({"keyId": id})).await?;
     Ok(Json(ApiKeyView::from(&record)))
 }
 
@@ -99,6 +103,12 @@ async fn rotate_api_key(
         .rotate_api_key(&tenant, &id, request.grace_period_seconds)
         .await?;
     tracing::info!(key.id = %id, key.replacement = %record.id, tenant.id = %tenant, "rotated API key");
+    let detail = json!({
+        "keyId": id,
+        "replacementId": record.id,
+        "gracePeriodSeconds": request.grace_period_seconds,
+    });
+    caller.audit(&app, "api_key.rotate", &tenant, detail).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -29,10 +30,12 @@ async fn create_machine(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     let (machine, secret) = app.create_machine(&tenant, &request).await?;
     tracing::info!(machine.id = %machine.id, tenant.id = %tenant, "created machine");
+    let view = MachineView::from(&machine);
+    caller.audit(&app, "machine.create", &tenant, json!(view)).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedMachine {
-            machine: MachineView::from(&machine),
+            machine: view,
             client_secret: secret.map(|s| s.expose().to_owned()),
         }),
     ))
@@ -82,5 +85,6 @@ async fn delete_machine(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     app.store.delete_machine(&tenant, &machine_id(&id)?).await?;
     tracing::info!(machine.id = %id, tenant.id = %tenant, "deleted machine");
+    caller.audit(&app, "machine.delete", &tenant, json!({"machineId": id})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

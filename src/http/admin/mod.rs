@@ -3,6 +3,7 @@
 //! that credential's tenant subtree: anything outside it returns 404, as if it did not exist.
 
 mod api_keys;
+mod audit;
 mod machines;
 mod signing_keys;
 mod tenants;
@@ -11,7 +12,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use utoipa_axum::router::OpenApiRouter;
 
-use super::{presented_credential, ApiError, AppState};
+use serde_json::Value;
+
+use super::{presented_credential, ApiError, AppState, RequestInfo};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::ids::TenantId;
 use crate::verify::Requirements;
 
@@ -21,12 +25,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(machines::routes())
         .merge(api_keys::routes())
         .merge(signing_keys::routes())
+        .merge(audit::routes())
 }
 
 /// An authenticated admin and the root of the subtree it may manage.
 #[derive(Debug, Clone)]
 pub struct AdminCaller {
     pub tenant_id: TenantId,
+    /// Fingerprint of the admin credential, recorded as the actor of audit events.
+    pub fingerprint: String,
+    pub request: RequestInfo,
 }
 
 impl FromRequestParts<AppState> for AdminCaller {
@@ -36,15 +44,31 @@ impl FromRequestParts<AppState> for AdminCaller {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = presented_credential(&parts.headers)?.ok_or_else(|| {
-            ApiError::Unauthorized(
+        let request = RequestInfo::from_parts(parts);
+        let authentication = Action::Admin("authenticate");
+        let Some(credential) = presented_credential(&parts.headers)? else {
+            let event = AuditEvent::new(authentication, Outcome::Failure, "missing_credential");
+            app.audit.record(request.tag(event)).await?;
+            return Err(ApiError::Unauthorized(
                 "send an admin API key in Authorization: Bearer or X-API-Key".to_owned(),
-            )
-        })?;
+            ));
+        };
         let decision = app
             .verifier
             .verify(credential.expose(), &Requirements::default())
             .await;
+        let lacks_admin_role = decision
+            .identity
+            .as_ref()
+            .is_some_and(|identity| !identity.roles.contains("admin"));
+        if !decision.is_valid() || lacks_admin_role {
+            let mut event = AuditEvent::from_decision(authentication, &decision);
+            if decision.is_valid() {
+                event.outcome = Outcome::Failure;
+                event.reason = "out_of_scope".to_owned();
+            }
+            app.audit.record(request.tag(event)).await?;
+        }
         if decision.reason.is_unavailable() {
             return Err(ApiError::Unavailable(format!(
                 "admin credential could not be checked ({})",
@@ -68,11 +92,30 @@ impl FromRequestParts<AppState> for AdminCaller {
         }
         Ok(AdminCaller {
             tenant_id: identity.tenant_id,
+            fingerprint: decision.fingerprint,
+            request,
         })
     }
 }
 
 impl AdminCaller {
+    /// Records a successful admin action on `tenant`. `detail` carries ids, names and settings,
+    /// never a secret.
+    pub async fn audit(
+        &self,
+        app: &AppState,
+        what: &'static str,
+        tenant: &TenantId,
+        detail: Value,
+    ) -> Result<(), ApiError> {
+        let event = AuditEvent::new(Action::Admin(what), Outcome::Success, "ok")
+            .with_fingerprint(&self.fingerprint)
+            .with_tenant(tenant)
+            .with_detail(detail);
+        app.audit.record(self.request.tag(event)).await?;
+        Ok(())
+    }
+
     /// Parses `text` as a tenant id inside the caller's subtree; anything else is 404.
     pub fn tenant_in_scope(&self, app: &AppState, text: &str) -> Result<TenantId, ApiError> {
         let not_found = || ApiError::NotFound(format!("tenant {text} not found"));

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -51,6 +52,8 @@ async fn rotate_signing_keys(
             crate::signing::KeyringError::Store(store) => ApiError::from(store),
             other => ApiError::Internal(other.to_string()),
         })?;
-    tracing::info!(kid = %app.keyring.current().kid, "rotated signing keys");
+    let kid = app.keyring.current().kid.clone();
+    tracing::info!(%kid, "rotated signing keys");
+    caller.audit(&app, "signing_key.rotate", &caller.tenant_id, json!({"kid": kid})).await?;
     Ok(Json(app.keyring.summaries()))
 }

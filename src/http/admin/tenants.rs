@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,6 +34,8 @@ async fn create_tenant(
     request.parent_id = Some(parent.to_string());
     let tenant = app.create_tenant(&request).await?;
     tracing::info!(tenant.id = %tenant.id, tenant.parent = %parent, "created tenant");
+    let detail = json!({"tenantId": tenant.id, "parentId": parent, "name": tenant.name});
+    caller.audit(&app, "tenant.create", &tenant.id, detail).await?;
     Ok((StatusCode::CREATED, Json(TenantView::from(&tenant))))
 }
 
@@ -81,6 +84,8 @@ async fn update_tenant(
 ) -> Result<Json<TenantView>, ApiError> {
     let id = caller.tenant_in_scope(&app, &tenant_id)?;
     let tenant = app.update_tenant(&id, &request).await?;
+    let detail = json!({"tenantId": id, "name": request.name, "inheritRoles": request.inherit_roles});
+    caller.audit(&app, "tenant.update", &id, detail).await?;
     Ok(Json(TenantView::from(&tenant)))
 }
 
@@ -100,5 +105,6 @@ async fn delete_tenant(
     }
     app.delete_tenant(&id).await?;
     tracing::info!(tenant.id = %id, "deleted tenant");
+    caller.audit(&app, "tenant.delete", &id, json!({"tenantId": id})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
