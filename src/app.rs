@@ -64,6 +64,8 @@ pub struct App {
     pub clock: SharedClock,
     pub assertion_rules: AssertionRules,
     pub audit: Audit,
+    /// Native tokens that forward-auth translated from legacy credentials.
+    pub translations: crate::http::forward_auth::TranslationCache,
 }
 
 impl std::fmt::Debug for App {
@@ -117,7 +119,12 @@ impl App {
             max_credential_bytes: config.tokens.max_credential_bytes,
         };
         let http = legacy_http_client()?;
-        let adapters = Arc::new(Adapters::build(&config.adapters.0, &issuer_url, &http)?);
+        let adapters = Arc::new(Adapters::build(
+            &config.adapters.0,
+            &issuer_url,
+            &config.api_keys.prefix,
+            &http,
+        )?);
         let cache = ApiKeyCache::new(
             config.api_keys.cache_capacity,
             Duration::from_secs(config.api_keys.cache_ttl_seconds.max(1)),
@@ -158,6 +165,7 @@ impl App {
             pepper,
             clock,
             assertion_rules,
+            translations: crate::http::forward_auth::translation_cache(),
             audit,
         }))
     }

@@ -41,7 +41,12 @@ impl std::fmt::Debug for AdapterEntries {
         let names: Vec<&str> = self
             .0
             .iter()
-            .map(|entry| entry.get("name").and_then(serde_json::Value::as_str).unwrap_or("?"))
+            .map(|entry| {
+                entry
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
+            })
             .collect();
         f.debug_tuple("AdapterEntries").field(&names).finish()
     }

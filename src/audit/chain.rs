@@ -71,7 +71,7 @@ impl HashInput<'_> {
 }
 
 impl StoredEvent {
-    /// The hash input of this row, with `seq` in place of its stored sequence number.
+    /// Builds the hash input of this row, with `seq` in place of its stored sequence number.
     fn hash_input(&self, seq: i64) -> HashInput<'_> {
         HashInput {
             chain_id: &self.chain_id,
@@ -98,7 +98,7 @@ impl StoredEvent {
     }
 }
 
-/// What is wrong with the first bad event of a chain.
+/// The kind of fault found at the first bad event of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultKind {
     /// The row's fields no longer match its hash.
@@ -130,7 +130,10 @@ impl std::fmt::Display for ChainFault {
                 "chain {chain} event {seq}: edited (its fields do not match its hash)"
             ),
             FaultKind::Deleted { first, last } if first == last => {
-                write!(f, "chain {chain} event {seq}: event {first} before it was deleted")
+                write!(
+                    f,
+                    "chain {chain} event {seq}: event {first} before it was deleted"
+                )
             }
             FaultKind::Deleted { first, last } => write!(
                 f,

@@ -40,7 +40,7 @@ pub const CSV_HEADER: [&str; 17] = [
 ];
 
 impl StoredEvent {
-    /// The event as a JSON object: camelCase names, RFC 3339 time, hashes in hex, and the
+    /// Converts the event to a JSON object: camelCase names, RFC 3339 time, hashes in hex, and the
     /// detail as parsed JSON (or its text when it does not parse).
     pub fn to_json(&self) -> Value {
         let detail = self

@@ -33,7 +33,7 @@ use crate::verify::{Decision, Source};
 pub use chain::{verify_chains, ChainFault, ChainReport, FaultKind};
 pub use store::{prune, EventFilter, StoredEvent};
 
-/// What an audit event records.
+/// The kind of operation an audit event records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     TokenIssue,
@@ -163,7 +163,11 @@ impl AuditEvent {
     }
 
     /// Sets the client address and request id of the HTTP request.
-    pub fn with_request(mut self, client_address: Option<String>, request_id: Option<String>) -> Self {
+    pub fn with_request(
+        mut self,
+        client_address: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
         self.client_address = client_address;
         self.request_id = request_id;
         self
@@ -288,10 +292,17 @@ impl Audit {
     }
 
     async fn enqueue(&self, message: Message) -> Result<(), AuditError> {
-        match self.sender.send_timeout(message, self.enqueue_timeout).await {
+        match self
+            .sender
+            .send_timeout(message, self.enqueue_timeout)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                tracing::warn!(timeout_ms = self.enqueue_timeout.as_millis() as u64, "audit queue full; rejecting the request");
+                tracing::warn!(
+                    timeout_ms = self.enqueue_timeout.as_millis() as u64,
+                    "audit queue full; rejecting the request"
+                );
                 Err(AuditError::QueueFull(self.enqueue_timeout))
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(AuditError::Closed),

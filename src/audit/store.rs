@@ -101,7 +101,7 @@ pub async fn chain_ids(store: &Store) -> StoreResult<Vec<String>> {
         .collect()
 }
 
-/// The retention checkpoint of a chain: the last pruned sequence number and its hash.
+/// Reads the retention checkpoint of a chain: the last pruned sequence number and its hash.
 pub async fn checkpoint(store: &Store, chain_id: &str) -> StoreResult<Option<(i64, Vec<u8>)>> {
     let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE chain_id = $1")
         .bind(chain_id)
@@ -154,6 +154,9 @@ pub enum PageOrder {
 }
 
 /// Up to `limit` events that match `filter`, after the row id `cursor` in `order`.
+///
+/// NOTE: on PostgreSQL an id is drawn before its transaction commits, so a page read while
+/// several instances write may miss a row with a lower id that commits just after the read.
 pub async fn events_page(
     store: &Store,
     filter: &EventFilter,

@@ -17,7 +17,7 @@ use crate::store::Store;
 /// How often old events are pruned when `audit.retention_days` is set.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Longest wait between attempts to write a batch while the database fails.
+/// Maximum wait between attempts to write a batch while the database fails.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// An event waiting to be written, with the sender to notify in `sync` mode.
@@ -116,7 +116,7 @@ impl Writer {
     }
 
     /// Writes `batch` in one transaction and empties it. A failed write is retried with backoff
-    /// until it succeeds, which holds the queue and so slows the handlers down. In sync mode the
+    /// until it succeeds, which blocks the queue and so slows the handlers down. In sync mode the
     /// waiting callers get the error instead and their events are dropped from the batch.
     async fn write(&mut self, batch: &mut Vec<Pending>) {
         let mut delay = Duration::from_millis(100);
@@ -228,7 +228,11 @@ impl Writer {
         match store::prune(&self.store, cutoff).await {
             Ok(0) => {}
             Ok(deleted) => {
-                tracing::info!(deleted, retention_days = self.retention_days, "pruned old audit events")
+                tracing::info!(
+                    deleted,
+                    retention_days = self.retention_days,
+                    "pruned old audit events"
+                )
             }
             Err(error) => {
                 tracing::warn!(%error, "pruning old audit events failed; retrying at the next interval")

@@ -73,7 +73,9 @@ async fn verify(app: &App) -> anyhow::Result<()> {
                 "chain {}: ok, {} events checked{start}, last event {}",
                 report.chain_id,
                 report.events_checked,
-                report.last_seq.map_or("-".to_owned(), |seq| seq.to_string()),
+                report
+                    .last_seq
+                    .map_or("-".to_owned(), |seq| seq.to_string()),
             ),
             Some(fault) => {
                 broken += 1;

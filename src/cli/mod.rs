@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate`, `bootstrap` and the management commands. Each command
 //! loads the configuration the same way the daemon does.
 
+mod adapters;
 mod audit;
 mod manage;
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// Verify the audit hash chains and export audit events.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// List and check the legacy adapters.
+    #[command(subcommand)]
+    Adapters(adapters::AdapterCommand),
 }
 
 /// Parses the arguments and runs the command. Exit code 0 on success, 1 on a runtime error,
@@ -126,6 +130,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(command) => manage::keys(&*open(config).await?, command).await,
         Command::SigningKeys(command) => manage::signing_keys(&*open(config).await?, command).await,
         Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
+        Command::Adapters(command) => adapters::adapters(&*open(config).await?, command).await,
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod error;
+mod exchange;
+pub mod forward_auth;
 mod health;
 mod oauth;
 pub mod openapi;
@@ -34,6 +36,7 @@ pub fn router(app: AppState) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(openapi::base())
         .merge(oauth::routes())
         .merge(verify::routes())
+        .merge(forward_auth::routes())
         .merge(well_known::routes())
         .merge(health::routes())
         .merge(admin::routes())

@@ -21,8 +21,8 @@ use crate::ids::TenantId;
 use crate::issue::client_auth::{authenticate, ClientAuthError, PresentedClient};
 use crate::issue::{IssueError, TokenRequest};
 use crate::secret::SecretString;
-use crate::verify::{fingerprint, CredentialKind, Identity, Requirements};
 use crate::store::MachineRecord;
+use crate::verify::{fingerprint, CredentialKind, Identity, Requirements};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,7 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 const REPEATABLE: [&str; 2] = ["resource", "audience"];
 
 /// A parsed `application/x-www-form-urlencoded` body.
-struct Form(BTreeMap<String, Vec<String>>);
+pub(super) struct Form(BTreeMap<String, Vec<String>>);
 
 impl Form {
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
@@ -69,7 +69,7 @@ impl Form {
         Ok(Self(map))
     }
 
-    fn one(&self, name: &str) -> Option<&str> {
+    pub(super) fn one(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
             .and_then(|v| v.first())
@@ -77,7 +77,7 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
-    fn all(&self, name: &str) -> Vec<String> {
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .get(name)
             .cloned()
@@ -87,7 +87,7 @@ impl Form {
             .collect()
     }
 
-    fn presented_client(&self, headers: &HeaderMap) -> PresentedClient {
+    pub(super) fn presented_client(&self, headers: &HeaderMap) -> PresentedClient {
         let basic = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -103,7 +103,7 @@ impl Form {
     }
 }
 
-fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAuthError {
+pub(super) fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAuthError {
     let basic = ClientAuthError::used_basic(presented);
     match error {
         ClientAuthError::Unavailable => OAuthError::unavailable(),
@@ -141,7 +141,10 @@ async fn client_auth_failed(
         .basic
         .as_deref()
         .or(presented.client_secret.as_ref().map(SecretString::expose))
-        .or(presented.client_assertion.as_ref().map(SecretString::expose));
+        .or(presented
+            .client_assertion
+            .as_ref()
+            .map(SecretString::expose));
     event.fingerprint = credential.map(fingerprint);
     if let Some(client_id) = &presented.client_id {
         event = event.with_detail(json!({ "clientId": client_id }));
@@ -153,7 +156,12 @@ async fn client_auth_failed(
 }
 
 /// An event about an authenticated machine.
-fn machine_event(action: Action, outcome: Outcome, reason: &str, machine: &MachineRecord) -> AuditEvent {
+fn machine_event(
+    action: Action,
+    outcome: Outcome,
+    reason: &str,
+    machine: &MachineRecord,
+) -> AuditEvent {
     AuditEvent::new(action, outcome, reason)
         .with_tenant(&machine.tenant_id)
         .with_machine(&machine.id)
@@ -167,7 +175,7 @@ fn body_too_large(_: BytesRejection) -> OAuthError {
     )
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -191,11 +199,17 @@ async fn token(
     let grant_type = form
         .one("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if grant_type == crate::issue::exchange::GRANT_TYPE {
+        return super::exchange::token_exchange(&app, &headers, &form).await;
+    }
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            format!("grant_type {grant_type:?} is not supported; use client_credentials"),
+            format!(
+                "grant_type {grant_type:?} is not supported; use client_credentials or {}",
+                crate::issue::exchange::GRANT_TYPE
+            ),
         ));
     }
     let presented = form.presented_client(&headers);
@@ -211,7 +225,9 @@ async fn token(
     let machine = match authenticated {
         Ok(machine) => machine,
         Err(error) => {
-            return Err(client_auth_failed(&app, &info, Action::TokenIssue, error, &presented).await)
+            return Err(
+                client_auth_failed(&app, &info, Action::TokenIssue, error, &presented).await,
+            )
         }
     };
 
@@ -308,7 +324,9 @@ async fn authenticate_caller(
         .await;
         let machine = match authenticated {
             Ok(machine) => machine,
-            Err(error) => return Err(client_auth_failed(app, info, action, error, &presented).await),
+            Err(error) => {
+                return Err(client_auth_failed(app, info, action, error, &presented).await)
+            }
         };
         return Ok(Caller {
             tenant_id: machine.tenant_id,
@@ -350,7 +368,10 @@ async fn authenticate_caller(
 
 /// True when the credential's tenant lies in the caller's subtree.
 fn within_caller(app: &App, caller: &Caller, identity: Option<&Identity>) -> bool {
-    identity.is_some_and(|identity| app.directory.is_within(&identity.tenant_id, &caller.tenant_id))
+    identity.is_some_and(|identity| {
+        app.directory
+            .is_within(&identity.tenant_id, &caller.tenant_id)
+    })
 }
 
 /// Introspects a token or API key (RFC 7662). Credentials outside the caller's tenant subtree
@@ -415,10 +436,7 @@ async fn introspect(
             "aud",
             (!identity.audience.is_empty()).then(|| json!(identity.audience)),
         ),
-        (
-            "machineId",
-            identity.machine_id.as_ref().map(|m| json!(m)),
-        ),
+        ("machineId", identity.machine_id.as_ref().map(|m| json!(m))),
         ("roles", Some(json!(identity.roles))),
         ("tenantId", Some(json!(identity.tenant_id.as_str()))),
     ];

@@ -2,6 +2,7 @@
 //! `tenantId`, `mode`, `machineId` and `authorization`.
 
 pub mod client_auth;
+pub mod exchange;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -61,9 +61,24 @@ pub struct CommonConfig {
     pub phase: Phase,
     #[serde(default)]
     pub mapping: MappingConfig,
+    #[serde(default)]
+    pub exchange: ExchangeConfig,
 }
 
-const COMMON_KEYS: [&str; 3] = ["name", "phase", "mapping"];
+/// Who may exchange this adapter's credentials at the token endpoint (RFC 8693).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// Turns token exchange off for this adapter. Default false.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Client ids that may exchange; empty lets whoever holds the legacy credential exchange
+    /// it without client authentication. Default empty.
+    #[serde(default)]
+    pub clients: Vec<String>,
+}
+
+const COMMON_KEYS: [&str; 4] = ["name", "phase", "mapping", "exchange"];
 
 /// An adapter entry split into its common part and its kind-specific part, with the preset
 /// applied.
@@ -120,8 +135,8 @@ pub fn resolve(index: usize, entry: &Value) -> Result<ResolvedAdapter, AdapterCo
             common_table.insert(key.to_owned(), value);
         }
     }
-    let common: CommonConfig =
-        serde_json::from_value(Value::Object(common_table)).map_err(|e| adapter_error(e.to_string()))?;
+    let common: CommonConfig = serde_json::from_value(Value::Object(common_table))
+        .map_err(|e| adapter_error(e.to_string()))?;
     let kind = match merged.remove("kind") {
         Some(Value::String(kind)) => kind,
         Some(_) => return Err(adapter_error("`kind` must be a string".to_owned())),
@@ -144,7 +159,9 @@ pub fn resolve(index: usize, entry: &Value) -> Result<ResolvedAdapter, AdapterCo
 pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
         match (base.get_mut(&key), value) {
-            (Some(Value::Object(existing)), Value::Object(incoming)) => deep_merge(existing, incoming),
+            (Some(Value::Object(existing)), Value::Object(incoming)) => {
+                deep_merge(existing, incoming)
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -153,8 +170,12 @@ pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
 }
 
 /// Deserializes a kind's settings, naming the adapter in the error.
-pub fn parse_settings<T: serde::de::DeserializeOwned>(adapter: &str, settings: &Value) -> Result<T, AdapterConfigError> {
-    serde_json::from_value(settings.clone()).map_err(|e| AdapterConfigError::adapter(adapter, e.to_string()))
+pub fn parse_settings<T: serde::de::DeserializeOwned>(
+    adapter: &str,
+    settings: &Value,
+) -> Result<T, AdapterConfigError> {
+    serde_json::from_value(settings.clone())
+        .map_err(|e| AdapterConfigError::adapter(adapter, e.to_string()))
 }
 
 #[cfg(test)]
@@ -182,8 +203,17 @@ mod tests {
 
     #[test]
     fn deep_merge_overrides_leaves() {
-        let mut base = json!({"a": {"b": 1, "c": 2}, "d": 3}).as_object().cloned().unwrap();
-        deep_merge(&mut base, json!({"a": {"b": 9}, "e": 4}).as_object().cloned().unwrap());
-        assert_eq!(Value::Object(base), json!({"a": {"b": 9, "c": 2}, "d": 3, "e": 4}));
+        let mut base = json!({"a": {"b": 1, "c": 2}, "d": 3})
+            .as_object()
+            .cloned()
+            .unwrap();
+        deep_merge(
+            &mut base,
+            json!({"a": {"b": 9}, "e": 4}).as_object().cloned().unwrap(),
+        );
+        assert_eq!(
+            Value::Object(base),
+            json!({"a": {"b": 9, "c": 2}, "d": 3, "e": 4})
+        );
     }
 }

@@ -103,10 +103,13 @@ fn compile_rule(rule: &ValueRuleConfig, target: &str) -> Result<ValueRule, Strin
             None
         }
         Some(pattern) => {
-            let regex = Regex::new(pattern).map_err(|e| format!("mapping.{target}.regex is invalid: {e}"))?;
+            let regex = Regex::new(pattern)
+                .map_err(|e| format!("mapping.{target}.regex is invalid: {e}"))?;
             if let Some(capture) = &rule.capture {
                 if !regex.capture_names().any(|n| n == Some(capture.as_str())) {
-                    return Err(format!("mapping.{target}.regex has no capture group named {capture:?}"));
+                    return Err(format!(
+                        "mapping.{target}.regex has no capture group named {capture:?}"
+                    ));
                 }
             }
             Some((regex, rule.capture.clone()))
@@ -172,7 +175,9 @@ impl ValueRule {
 
 impl Mapping {
     pub fn compile(config: &MappingConfig) -> Result<Self, String> {
-        let compile = |rule: &Option<ValueRuleConfig>, target: &str| rule.as_ref().map(|r| compile_rule(r, target)).transpose();
+        let compile = |rule: &Option<ValueRuleConfig>, target: &str| {
+            rule.as_ref().map(|r| compile_rule(r, target)).transpose()
+        };
         Ok(Self {
             tenant: compile(&config.tenant, "tenant")?,
             machine: compile(&config.machine, "machine")?,
@@ -182,13 +187,18 @@ impl Mapping {
     }
 
     /// Maps verified claims; `subject` is the machine when no machine rule is set.
-    pub fn apply(&self, claims: &Map<String, Value>, subject: Option<&str>) -> Result<MappedIdentity, MappingError> {
+    pub fn apply(
+        &self,
+        claims: &Map<String, Value>,
+        subject: Option<&str>,
+    ) -> Result<MappedIdentity, MappingError> {
         let tenant_text = self
             .tenant
             .as_ref()
             .and_then(|rule| rule.evaluate(claims))
             .ok_or(MappingError::NoTenant)?;
-        let tenant_id = TenantId::parse(&tenant_text).map_err(|_| MappingError::InvalidTenant(tenant_text.clone()))?;
+        let tenant_id = TenantId::parse(&tenant_text)
+            .map_err(|_| MappingError::InvalidTenant(tenant_text.clone()))?;
         let machine_id = match &self.machine {
             Some(rule) => rule.evaluate(claims),
             None => subject.map(str::to_owned),
@@ -217,7 +227,9 @@ impl Mapping {
             }
         }
         if !self.roles.scope_roles.is_empty() {
-            let scopes = string_list(claims.get("scope")).into_iter().chain(string_list(claims.get("scp")));
+            let scopes = string_list(claims.get("scope"))
+                .into_iter()
+                .chain(string_list(claims.get("scp")));
             for scope in scopes {
                 if let Some(mapped) = self.roles.scope_roles.get(&scope) {
                     roles.extend(mapped.iter().cloned());
@@ -231,8 +243,16 @@ impl Mapping {
 /// A claim as a list of strings: an array of strings, or a space-separated string.
 fn string_list(value: Option<&Value>) -> Vec<String> {
     match value {
-        Some(Value::String(text)) => text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(text)) => text
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -253,7 +273,9 @@ mod tests {
     #[test]
     fn tenant_from_claim_path() {
         let m = mapping(json!({"tenant": {"claim": "app.tenant"}}));
-        let mapped = m.apply(&claims(json!({"app": {"tenant": "abcd1234"}})), Some("svc")).unwrap();
+        let mapped = m
+            .apply(&claims(json!({"app": {"tenant": "abcd1234"}})), Some("svc"))
+            .unwrap();
         assert_eq!(mapped.tenant_id.as_str(), "abcd1234");
         assert_eq!(mapped.machine_id.as_deref(), Some("svc"));
         assert_eq!(mapped.mode, Mode::Live);
@@ -267,9 +289,17 @@ mod tests {
             "capture": "tid",
             "table": {"contoso": "abcd1234"}
         }}));
-        let mapped = m.apply(&claims(json!({"iss": "https://login.example/contoso/v2.0"})), None).unwrap();
+        let mapped = m
+            .apply(
+                &claims(json!({"iss": "https://login.example/contoso/v2.0"})),
+                None,
+            )
+            .unwrap();
         assert_eq!(mapped.tenant_id.as_str(), "abcd1234");
-        let unmapped = m.apply(&claims(json!({"iss": "https://login.example/fabrikam/v2.0"})), None);
+        let unmapped = m.apply(
+            &claims(json!({"iss": "https://login.example/fabrikam/v2.0"})),
+            None,
+        );
         assert_eq!(unmapped, Err(MappingError::NoTenant));
     }
 
@@ -283,8 +313,13 @@ mod tests {
     #[test]
     fn invalid_tenant_value_is_reported() {
         let m = mapping(json!({"tenant": {"claim": "org"}}));
-        let error = m.apply(&claims(json!({"org": "Not A Tenant"})), None).unwrap_err();
-        assert_eq!(error, MappingError::InvalidTenant("Not A Tenant".to_owned()));
+        let error = m
+            .apply(&claims(json!({"org": "Not A Tenant"})), None)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            MappingError::InvalidTenant("Not A Tenant".to_owned())
+        );
     }
 
     #[test]
@@ -293,16 +328,25 @@ mod tests {
             "tenant": {"default": "abcd1234"},
             "roles": {"claim": "groups", "table": {"ops": ["admin"]}, "scope_roles": {"read:all": ["reader"]}, "default": ["legacy"]}
         }));
-        let mapped = m.apply(&claims(json!({"groups": ["ops", "ignored"], "scope": "read:all write"})), None).unwrap();
+        let mapped = m
+            .apply(
+                &claims(json!({"groups": ["ops", "ignored"], "scope": "read:all write"})),
+                None,
+            )
+            .unwrap();
         let roles: Vec<&str> = mapped.roles.iter().map(String::as_str).collect();
         assert_eq!(roles, vec!["admin", "legacy", "reader"]);
     }
 
     #[test]
     fn capture_without_regex_is_a_config_error() {
-        let config: MappingConfig = serde_json::from_value(json!({"tenant": {"claim": "a", "capture": "x"}})).unwrap();
+        let config: MappingConfig =
+            serde_json::from_value(json!({"tenant": {"claim": "a", "capture": "x"}})).unwrap();
         assert!(Mapping::compile(&config).is_err());
-        let config: MappingConfig = serde_json::from_value(json!({"tenant": {"claim": "a", "regex": "(?P<y>.*)", "capture": "x"}})).unwrap();
+        let config: MappingConfig = serde_json::from_value(
+            json!({"tenant": {"claim": "a", "regex": "(?P<y>.*)", "capture": "x"}}),
+        )
+        .unwrap();
         assert!(Mapping::compile(&config).is_err());
     }
 }

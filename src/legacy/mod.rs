@@ -8,13 +8,15 @@
 
 pub mod config;
 pub mod hash;
+pub mod introspection;
 pub mod jwt;
 pub mod mapping;
 pub mod presets;
 mod registry;
+pub mod remote_verify;
 
 pub use config::{AdapterConfigError, Phase};
-pub use registry::{Adapter, Adapters};
+pub use registry::{Adapter, Adapters, AmbiguousCredential};
 
 use serde_json::{Map, Value};
 
@@ -71,5 +73,18 @@ pub trait LegacyVerifier: Send + Sync {
     /// The exact `iss` values whose JWTs this adapter verifies; empty for non-JWT kinds.
     fn issuers(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The recognition pattern of a non-JWT kind, anchored with `^...$` so that a match covers
+    /// the whole credential. Classification routes a matching credential here. `None` for kinds
+    /// routed by issuer.
+    fn pattern(&self) -> Option<&regex::Regex> {
+        None
+    }
+
+    /// An example credential that matches [`Self::pattern`], used at startup to detect two
+    /// adapters whose patterns overlap.
+    fn sample(&self) -> Option<&str> {
+        None
     }
 }

@@ -8,7 +8,17 @@
 use serde_json::{Map, Value};
 
 /// Every preset by name, with its file.
-const PRESETS: &[(&str, &str)] = &[("oidc", include_str!("../../adapters/oidc.toml"))];
+const PRESETS: &[(&str, &str)] = &[
+    ("auth0", include_str!("../../adapters/auth0.toml")),
+    ("cognito", include_str!("../../adapters/cognito.toml")),
+    ("entra-v1", include_str!("../../adapters/entra-v1.toml")),
+    ("entra-v2", include_str!("../../adapters/entra-v2.toml")),
+    ("firebase", include_str!("../../adapters/firebase.toml")),
+    ("keycloak", include_str!("../../adapters/keycloak.toml")),
+    ("oidc", include_str!("../../adapters/oidc.toml")),
+    ("okta", include_str!("../../adapters/okta.toml")),
+    ("userfront", include_str!("../../adapters/userfront.toml")),
+];
 
 /// Names of the built-in presets.
 pub fn names() -> Vec<&'static str> {
@@ -19,7 +29,11 @@ pub fn names() -> Vec<&'static str> {
 pub fn description(name: &str) -> Option<String> {
     let text = PRESETS.iter().find(|(n, _)| *n == name)?.1;
     let value: toml::Value = toml::from_str(text).ok()?;
-    value.get("preset")?.get("description")?.as_str().map(str::to_owned)
+    value
+        .get("preset")?
+        .get("description")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Takes the preset's parameters out of `operator` and returns the preset's adapter table with
@@ -38,18 +52,34 @@ pub fn apply(name: &str, operator: &mut Map<String, Value>) -> Result<Map<String
         header
             .get(key)
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
 
     let mut values = Map::new();
-    for (parameter, required) in list("parameters").into_iter().map(|p| (p, true)).chain(list("optional").into_iter().map(|p| (p, false))) {
+    for (parameter, required) in list("parameters")
+        .into_iter()
+        .map(|p| (p, true))
+        .chain(list("optional").into_iter().map(|p| (p, false)))
+    {
         match operator.remove(&parameter) {
             Some(Value::String(value)) => {
                 values.insert(parameter, Value::String(value));
             }
-            Some(_) => return Err(format!("preset {name:?} parameter `{parameter}` must be a string")),
-            None if required => return Err(format!("preset {name:?} needs the parameter `{parameter}`")),
+            Some(_) => {
+                return Err(format!(
+                    "preset {name:?} parameter `{parameter}` must be a string"
+                ))
+            }
+            None if required => {
+                return Err(format!("preset {name:?} needs the parameter `{parameter}`"))
+            }
             None => {}
         }
     }
@@ -75,8 +105,12 @@ fn substitute(value: &mut Value, parameters: &Map<String, Value>) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| substitute(item, parameters)),
-        Value::Object(map) => map.values_mut().for_each(|item| substitute(item, parameters)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| substitute(item, parameters)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|item| substitute(item, parameters)),
         _ => {}
     }
 }
@@ -106,7 +140,10 @@ mod tests {
         for name in names() {
             let text = PRESETS.iter().find(|(n, _)| *n == name).unwrap().1;
             let value: toml::Value = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(value.get("adapter").is_some(), "{name} has an [adapter] table");
+            assert!(
+                value.get("adapter").is_some(),
+                "{name} has an [adapter] table"
+            );
             assert!(description(name).is_some(), "{name} has a description");
         }
     }
@@ -120,10 +157,16 @@ mod tests {
 
     #[test]
     fn parameters_are_substituted() {
-        let mut operator = json!({"issuer": "https://idp.example", "audience": "api"}).as_object().cloned().unwrap();
+        let mut operator = json!({"issuer": "https://idp.example", "audience": "api"})
+            .as_object()
+            .cloned()
+            .unwrap();
         let adapter = apply("oidc", &mut operator).unwrap();
         assert_eq!(adapter["issuers"], json!(["https://idp.example"]));
-        assert!(operator.is_empty(), "parameters are taken out of the operator table");
+        assert!(
+            operator.is_empty(),
+            "parameters are taken out of the operator table"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! portable `Any` types cover every column.
 
 mod api_keys;
+mod legacy_links;
 mod machines;
 mod revocations;
 mod settings;
@@ -13,6 +14,7 @@ mod signing_keys;
 mod tenants;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use legacy_links::LegacyLink;
 pub use machines::{MachineRecord, NewMachine};
 pub use signing_keys::{SigningKeyRecord, SigningKeyStatus};
 pub use tenants::TenantRecord;

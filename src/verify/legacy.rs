@@ -9,7 +9,11 @@ use super::{CredentialKind, Identity, Reason, Source, Verifier};
 use crate::legacy::{Adapter, Phase};
 
 impl Verifier {
-    pub(super) async fn verify_legacy(&self, adapter: &Adapter, credential: &str) -> Result<Identity, Reason> {
+    pub(super) async fn verify_legacy(
+        &self,
+        adapter: &Adapter,
+        credential: &str,
+    ) -> Result<Identity, Reason> {
         // An enforced adapter makes no call to the legacy source at all.
         // TODO: phase exceptions (a tenant or a credential kept alive past enforcement).
         if adapter.phase == Phase::Enforce {
@@ -41,7 +45,11 @@ impl Verifier {
             scope: claims.scope,
             audience: claims.audience,
             issuer: claims.issuer,
-            jti: claims.claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+            jti: claims
+                .claims
+                .get("jti")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             issued_at: claims.issued_at,
             not_before: None,
             expires_at: claims.expires_at,

@@ -3,11 +3,12 @@
 //! verifier, then check the caller's requirements.
 //!
 //! Classification picks one route from the credential's shape: a native API key by its prefix,
-//! a JWT by its unverified `iss` matched exactly against the configured issuers. There is no
+//! a JWT by its unverified `iss` matched exactly against the configured issuers, any other
+//! credential by the one legacy adapter whose recognition pattern matches it. There is no
 //! fall-through to a second verifier and no default verifier.
 
-mod native_api_key;
 mod legacy;
+mod native_api_key;
 mod native_jwt;
 mod reason;
 mod revocation;
@@ -23,8 +24,8 @@ use sha2::{Digest, Sha256};
 use crate::clock::SharedClock;
 use crate::credentials::{api_key, Mode};
 use crate::crypto::Pepper;
-use crate::legacy::{Adapter, Adapters};
 use crate::ids::TenantId;
+use crate::legacy::{Adapter, Adapters};
 use crate::signing::Keyring;
 use crate::store::Store;
 use crate::tenancy::TenantDirectory;
@@ -125,6 +126,8 @@ enum Route {
     NativeJwt,
     /// A JWT whose `iss` is one of this adapter's issuers.
     LegacyJwt(Arc<Adapter>),
+    /// A non-JWT credential that this adapter's recognition pattern matches.
+    LegacyOpaque(Arc<Adapter>),
     /// A JWT whose `iss` matches no configured issuer.
     UnknownIssuer,
     Malformed,
@@ -207,7 +210,9 @@ impl Verifier {
         let verified = match self.classify(credential) {
             Route::NativeApiKey => self.verify_native_api_key(credential).await,
             Route::NativeJwt => self.verify_native_jwt(credential),
-            Route::LegacyJwt(adapter) => self.verify_legacy(&adapter, credential).await,
+            Route::LegacyJwt(adapter) | Route::LegacyOpaque(adapter) => {
+                self.verify_legacy(&adapter, credential).await
+            }
             Route::UnknownIssuer => Err(Reason::UnknownIssuer),
             Route::Malformed => Err(Reason::Malformed),
             Route::Unknown => Err(Reason::UnknownCredential),
@@ -284,7 +289,14 @@ impl Verifier {
                 None => Route::Malformed,
             };
         }
-        Route::Unknown
+        match self.adapters.for_pattern(credential) {
+            Ok(Some(adapter)) => Route::LegacyOpaque(adapter.clone()),
+            Ok(None) => Route::Unknown,
+            Err(error) => {
+                tracing::warn!(%error, "credential is ambiguous between legacy adapters");
+                Route::Malformed
+            }
+        }
     }
 
     fn check_requirements(

@@ -158,11 +158,16 @@ impl TestApp {
     }
 
     pub async fn open(backend: Backend, algorithm: Algorithm) -> Self {
+        Self::with_config(backend, |config| config.signing.algorithm = algorithm).await
+    }
+
+    /// Opens an app whose default test configuration `configure` may change.
+    pub async fn with_config(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let mut config = Config::default();
         config.database.data_dir = dir.path().to_owned();
         config.server.issuer = Some(ISSUER.to_owned());
-        config.signing.algorithm = algorithm;
+        configure(&mut config);
         let database = match &backend {
             Backend::Sqlite => None,
             Backend::Postgres(server_url) => {

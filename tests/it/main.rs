@@ -1,11 +1,14 @@
 //! Integration tests of authbridge, in one binary to save link time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod bad_input;
 mod common;
 mod e2e;
+mod exchange;
 mod interop;
 mod isolation;
 mod jwt_cases;
+mod legacy_remote;
 mod router;
 mod store;

@@ -33,7 +33,9 @@ async fn create_api_key(
     let (record, key) = app.create_api_key(&tenant, &request).await?;
     tracing::info!(key.id = %record.id, tenant.id = %tenant, "created API key");
     let view = ApiKeyView::from(&record);
-    caller.audit(&app, "api_key.create", &tenant, json!(view)).await?;
+    caller
+        .audit(&app, "api_key.create", &tenant, json!(view))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -78,7 +80,9 @@ async fn revoke_api_key(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     let record = app.revoke_api_key(&tenant, &id).await?;
     tracing::info!(key.id = %id, tenant.id = %tenant, "revoked API key");
-    caller.audit(&app, "api_key.revoke", &tenant, json!({"keyId": id})).await?;
+    caller
+        .audit(&app, "api_key.revoke", &tenant, json!({"keyId": id}))
+        .await?;
     Ok(Json(ApiKeyView::from(&record)))
 }
 
@@ -108,7 +112,9 @@ async fn rotate_api_key(
         "replacementId": record.id,
         "gracePeriodSeconds": request.grace_period_seconds,
     });
-    caller.audit(&app, "api_key.rotate", &tenant, detail).await?;
+    caller
+        .audit(&app, "api_key.rotate", &tenant, detail)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {

@@ -65,9 +65,8 @@ struct EventPage {
 
 fn parse_time(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
     text.map(|text| {
-        parse_rfc3339(text).ok_or_else(|| {
-            ApiError::BadRequest(format!("{name} {text:?} is not an RFC 3339 time"))
-        })
+        parse_rfc3339(text)
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} {text:?} is not an RFC 3339 time")))
     })
     .transpose()
 }
@@ -111,7 +110,8 @@ async fn list_audit_events(
         since: parse_time("since", query.since.as_deref())?,
         until: parse_time("until", query.until.as_deref())?,
     };
-    let sees_untenanted = query.tenant_id.is_none() && app.directory.path_to_root(&scope).len() == 1;
+    let sees_untenanted =
+        query.tenant_id.is_none() && app.directory.path_to_root(&scope).len() == 1;
 
     let mut events = Vec::new();
     let mut scanned = 0;
@@ -142,6 +142,10 @@ async fn list_audit_events(
     };
     Ok(Json(EventPage {
         events,
-        next_cursor: if more { cursor.map(|c| c.to_string()) } else { None },
+        next_cursor: if more {
+            cursor.map(|c| c.to_string())
+        } else {
+            None
+        },
     }))
 }

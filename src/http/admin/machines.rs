@@ -31,7 +31,9 @@ async fn create_machine(
     let (machine, secret) = app.create_machine(&tenant, &request).await?;
     tracing::info!(machine.id = %machine.id, tenant.id = %tenant, "created machine");
     let view = MachineView::from(&machine);
-    caller.audit(&app, "machine.create", &tenant, json!(view)).await?;
+    caller
+        .audit(&app, "machine.create", &tenant, json!(view))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedMachine {
@@ -85,6 +87,8 @@ async fn delete_machine(
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
     app.store.delete_machine(&tenant, &machine_id(&id)?).await?;
     tracing::info!(machine.id = %id, tenant.id = %tenant, "deleted machine");
-    caller.audit(&app, "machine.delete", &tenant, json!({"machineId": id})).await?;
+    caller
+        .audit(&app, "machine.delete", &tenant, json!({"machineId": id}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,6 +54,13 @@ async fn rotate_signing_keys(
         })?;
     let kid = app.keyring.current().kid.clone();
     tracing::info!(%kid, "rotated signing keys");
-    caller.audit(&app, "signing_key.rotate", &caller.tenant_id, json!({"kid": kid})).await?;
+    caller
+        .audit(
+            &app,
+            "signing_key.rotate",
+            &caller.tenant_id,
+            json!({"kid": kid}),
+        )
+        .await?;
     Ok(Json(app.keyring.summaries()))
 }

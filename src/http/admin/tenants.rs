@@ -35,7 +35,9 @@ async fn create_tenant(
     let tenant = app.create_tenant(&request).await?;
     tracing::info!(tenant.id = %tenant.id, tenant.parent = %parent, "created tenant");
     let detail = json!({"tenantId": tenant.id, "parentId": parent, "name": tenant.name});
-    caller.audit(&app, "tenant.create", &tenant.id, detail).await?;
+    caller
+        .audit(&app, "tenant.create", &tenant.id, detail)
+        .await?;
     Ok((StatusCode::CREATED, Json(TenantView::from(&tenant))))
 }
 
@@ -84,7 +86,8 @@ async fn update_tenant(
 ) -> Result<Json<TenantView>, ApiError> {
     let id = caller.tenant_in_scope(&app, &tenant_id)?;
     let tenant = app.update_tenant(&id, &request).await?;
-    let detail = json!({"tenantId": id, "name": request.name, "inheritRoles": request.inherit_roles});
+    let detail =
+        json!({"tenantId": id, "name": request.name, "inheritRoles": request.inherit_roles});
     caller.audit(&app, "tenant.update", &id, detail).await?;
     Ok(Json(TenantView::from(&tenant)))
 }
@@ -105,6 +108,8 @@ async fn delete_tenant(
     }
     app.delete_tenant(&id).await?;
     tracing::info!(tenant.id = %id, "deleted tenant");
-    caller.audit(&app, "tenant.delete", &id, json!({"tenantId": id})).await?;
+    caller
+        .audit(&app, "tenant.delete", &id, json!({"tenantId": id}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

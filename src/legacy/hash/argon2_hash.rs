@@ -23,8 +23,9 @@ pub(super) fn parse(scheme: &'static str, stored: &str) -> Result<Argon2Hash, Ha
         .map_err(|_| invalid("expected a PHC string `$argon2id$v=19$m=..,t=..,p=..$salt$hash`"))?;
     let algorithm = Algorithm::try_from(phc.algorithm)
         .map_err(|_| invalid("expected the algorithm `argon2id`, `argon2i` or `argon2d`"))?;
-    // The reference implementation (and so argon2-cffi) reads a missing `v=` as version 0x10,
-    // which argon2-cffi before 16.0 and Django 1.10 wrote. The `argon2` crate would assume 0x13.
+    // Hashes of Argon2 version 0x10 may lack `v=`. The reference implementation, and so
+    // argon2-cffi 25.1 (checked by the fixture generator), reads that as 0x10, whereas the
+    // `argon2` crate would assume 0x13.
     let version = Version::try_from(phc.version.unwrap_or(0x10))
         .map_err(|_| invalid("expected version 16 or 19"))?;
     let params = Params::try_from(&phc)

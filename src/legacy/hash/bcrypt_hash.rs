@@ -1,8 +1,9 @@
 //! bcrypt (`$2a$`, `$2b$`, `$2y$`) through the `bcrypt` crate.
 //!
-//! Legacy implementations (OpenBSD, PHP, Ruby's bcrypt gem, Python's bcrypt before 5.0) read only
-//! the first 72 bytes of the key, so a longer key verifies when its first 72 bytes match. That
-//! behaviour is reproduced on purpose: `bcrypt::verify` truncates in the same way.
+//! The bcrypt algorithm uses at most 72 bytes of key, and common implementations (Python's
+//! bcrypt 4.3, checked by the fixture generator) silently drop the rest. So a longer key
+//! verifies when its first 72 bytes match. That behaviour is reproduced on purpose, because
+//! `bcrypt::verify` truncates in the same way.
 
 use super::{HashError, HashLimits};
 

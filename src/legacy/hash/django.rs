@@ -40,7 +40,7 @@ pub(super) fn identify(stored: &str) -> Result<DjangoAlgorithm, HashError> {
     if stored.starts_with(DRF_API_KEY_SHA512_PREFIX) {
         return Ok(DjangoAlgorithm::DrfApiKeySha512);
     }
-    // Django counts characters; the two agree for the ASCII values these checks look for.
+    // Python's `len` counts characters, so these checks count characters too.
     let length = stored.chars().count();
     if (length == 32 && !stored.contains('$')) || (length == 37 && stored.starts_with("md5$$")) {
         return Ok(DjangoAlgorithm::UnsaltedMd5);

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-/// Why a stored hash could not be checked. A wrong key is not an error: [`super::verify`]
+/// Failure to check a stored hash. A wrong key is not an error: [`super::verify`]
 /// returns `Ok(false)` for it.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum HashError {
@@ -15,7 +15,7 @@ pub enum HashError {
     InvalidFormat {
         /// The configured scheme, as named in the configuration.
         scheme: &'static str,
-        /// What the parser expected, without any part of the stored value.
+        /// The form the parser expected, without any part of the stored value.
         reason: &'static str,
         /// The stored value's algorithm tag from [`stored_tag`].
         tag: String,
@@ -77,7 +77,7 @@ impl HashError {
     }
 }
 
-/// Longest algorithm tag that [`stored_tag`] shows.
+/// Maximum length of an algorithm tag that [`stored_tag`] shows.
 const MAX_TAG_LENGTH: usize = 32;
 
 /// Returns the algorithm tag of a stored hash for messages: `` `$2b$` `` for an MCF/PHC string,

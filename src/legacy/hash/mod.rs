@@ -60,8 +60,8 @@ pub enum HashScheme {
         #[serde(default)]
         encoding: DigestEncoding,
     },
-    /// bcrypt: `$2a$`, `$2b$` or `$2y$`. Only the first 72 bytes of the key count, as in every
-    /// bcrypt implementation that legacy applications use, and that truncation is reproduced.
+    /// bcrypt: `$2a$`, `$2b$` or `$2y$`. Only the first 72 bytes of the key count, because the
+    /// legacy libraries truncate there too, and that truncation is reproduced.
     Bcrypt {},
     /// Argon2 PHC strings: `$argon2id$`, `$argon2i$` or `$argon2d$`.
     Argon2 {},
@@ -77,7 +77,7 @@ pub enum HashScheme {
 }
 
 impl HashScheme {
-    /// The scheme's configuration name, as used in error messages.
+    /// Returns the scheme's configuration name, as used in error messages.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Plaintext {} => "plaintext",
@@ -146,23 +146,23 @@ impl<'de> Deserialize<'de> for LegacyPepper {
 
 /// Maximum costs accepted from stored values. A stored value above a maximum is rejected with
 /// [`HashError::CostTooHigh`] before any hashing, so a bad row cannot stall verification.
-/// Each limit applies to one verification; concurrent verifications add up.
+/// Each limit applies to one verification, so concurrent verifications add up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HashLimits {
-    /// PBKDF2 iterations. Default 2,000,000; Django 5.2 writes 1,000,000 and raises its
-    /// default with each release.
+    /// PBKDF2 iterations. Default 2,000,000. Django 5.2 writes 1,000,000 and raises its default
+    /// with each release.
     pub max_pbkdf2_iterations: u32,
-    /// bcrypt cost (log2 of the rounds). Default 14; Django and Devise write 12.
+    /// bcrypt cost (log2 of the rounds). Default 14. Django 5.2 writes 12.
     pub max_bcrypt_cost: u32,
-    /// Argon2 memory in KiB (`m`). Default 262,144 (256 MiB); Django 5.2 writes 102,400.
+    /// Argon2 memory in KiB (`m`). Default 262,144 (256 MiB). Django 5.2 writes 102,400.
     pub max_argon2_memory_kib: u32,
-    /// Argon2 passes (`t`). Default 10; Django 5.2 writes 2 and argon2-cffi 25 writes 3.
+    /// Argon2 passes (`t`). Default 10. Django 5.2 writes 2 and argon2-cffi 25.1 writes 3.
     pub max_argon2_iterations: u32,
-    /// scrypt memory in KiB, 128 × N × r bytes. Default 262,144 (256 MiB); Django 5.2 uses
+    /// scrypt memory in KiB, 128 × N × r bytes. Default 262,144 (256 MiB). Django 5.2 uses
     /// 16 MiB (N = 2^14, r = 8).
     pub max_scrypt_memory_kib: u64,
-    /// scrypt parallelism `p`, which multiplies the work. Default 16; Django 5.2 writes 5.
+    /// scrypt parallelism `p`, which multiplies the work. Default 16. Django 5.2 writes 5.
     pub max_scrypt_parallelism: u32,
 }
 

@@ -26,7 +26,7 @@ impl ScryptHash {
     }
 }
 
-/// Django's scrypt hasher always writes a 64-byte hash; passlib's default is 32 bytes.
+/// Django's scrypt hasher always writes a 64-byte hash, and passlib's writes 32 bytes.
 const DJANGO_HASH_LENGTH: usize = 64;
 const PASSLIB_HASH_LENGTH: usize = 32;
 
@@ -80,6 +80,7 @@ fn parse_passlib(scheme: &'static str, stored: &str, rest: &str) -> Result<Scryp
     let [params, salt, hash] = fields[..] else {
         return Err(invalid("expected `$scrypt$ln=..,r=..,p=..$<salt>$<hash>`"));
     };
+
     let values: Vec<&str> = params.split(',').collect();
     let [log_n, r, p] = values[..] else {
         return Err(invalid("expected the parameters `ln=<log2 N>,r=<r>,p=<p>`"));
@@ -98,6 +99,7 @@ fn parse_passlib(scheme: &'static str, stored: &str, rest: &str) -> Result<Scryp
         .strip_prefix("p=")
         .and_then(parse_decimal)
         .ok_or_else(|| invalid("expected `p=` with a positive decimal"))?;
+
     let salt = STANDARD_NO_PAD
         .decode(salt)
         .map_err(|_| invalid("expected an unpadded base64 salt"))?;

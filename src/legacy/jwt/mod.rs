@@ -5,8 +5,9 @@
 //! the signature, the token-type rule, the audience rule, required claims and the time window.
 
 mod keys;
+mod remote;
 
-pub use keys::{KeySource, StaticKeys};
+pub use keys::{CacheSettings, KeySource, PemKeys, StaticKeys};
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub struct JwtSettings {
 
     /// An inline JWKS (or a single JWK).
     pub jwks: Option<Value>,
+    /// Inline PEM keys: one `PUBLIC KEY` or `CERTIFICATE` block, or a table of `kid` to block.
+    pub pem: Option<keys::PemKeys>,
     /// A shared HMAC secret for HS256/384/512 issuers.
     pub hmac_secret: Option<String>,
     /// Accepts an HMAC secret shorter than RFC 7518 section 3.2 requires, with a warning.
@@ -96,20 +99,30 @@ pub struct JwtAdapter {
 }
 
 /// Builds a `jwt` adapter from its settings.
-pub fn build(name: &str, settings: &Value, http: &reqwest::Client) -> Result<Arc<dyn LegacyVerifier>, AdapterConfigError> {
+pub fn build(
+    name: &str,
+    settings: &Value,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn LegacyVerifier>, AdapterConfigError> {
     let settings: JwtSettings = parse_settings(name, settings)?;
     let error = |message: String| AdapterConfigError::adapter(name, message);
     if settings.issuers.is_empty() || settings.issuers.iter().any(String::is_empty) {
-        return Err(error("`issuers` must list at least one non-empty issuer string".to_owned()));
+        return Err(error(
+            "`issuers` must list at least one non-empty issuer string".to_owned(),
+        ));
     }
     if settings.audiences.is_empty() {
-        return Err(error("`audiences` must list the accepted audiences".to_owned()));
+        return Err(error(
+            "`audiences` must list the accepted audiences".to_owned(),
+        ));
     }
     if settings.algorithms.is_empty() {
         return Err(error("`algorithms` must not be empty".to_owned()));
     }
     if !(0..=MAX_LEEWAY_SECONDS).contains(&settings.leeway_seconds) {
-        return Err(error(format!("`leeway_seconds` must be between 0 and {MAX_LEEWAY_SECONDS}")));
+        return Err(error(format!(
+            "`leeway_seconds` must be between 0 and {MAX_LEEWAY_SECONDS}"
+        )));
     }
     let keys = keys::build_source(name, &settings, http)?;
     Ok(Arc::new(JwtAdapter {
@@ -123,7 +136,9 @@ pub fn build(name: &str, settings: &Value, http: &reqwest::Client) -> Result<Arc
 impl LegacyVerifier for JwtAdapter {
     async fn verify(&self, token: &str, now: i64) -> Result<LegacyClaims, Reason> {
         let jws = CompactJws::parse(token).map_err(|error| match error {
-            JwsError::UnsupportedAlgorithm(_) | JwsError::EmptySignature => Reason::InvalidSignature,
+            JwsError::UnsupportedAlgorithm(_) | JwsError::EmptySignature => {
+                Reason::InvalidSignature
+            }
             _ => Reason::Malformed,
         })?;
         let issuer = jws.unverified_issuer().unwrap_or_default();
@@ -134,7 +149,10 @@ impl LegacyVerifier for JwtAdapter {
             return Err(Reason::InvalidSignature);
         }
 
-        let key = self.keys.key(jws.kid.as_deref(), jws.algorithm, now).await?;
+        let key = self
+            .keys
+            .key(jws.kid.as_deref(), jws.algorithm, now)
+            .await?;
         if !key.verify(jws.algorithm, jws.signing_input(), jws.signature()) {
             return Err(Reason::InvalidSignature);
         }
@@ -154,7 +172,10 @@ impl LegacyVerifier for JwtAdapter {
             claims: claims.clone(),
             issuer: Some(issuer.to_owned()),
             audience,
-            scope: claims.get("scope").or_else(|| claims.get("scp")).and_then(scope_text),
+            scope: claims
+                .get("scope")
+                .or_else(|| claims.get("scp"))
+                .and_then(scope_text),
             issued_at,
             expires_at: Some(expires_at),
         })
@@ -174,12 +195,20 @@ impl JwtAdapter {
         let rule = &self.settings.token_type;
         if !rule.typ.is_empty() {
             let typ = jws.typ.as_deref().unwrap_or_default();
-            if !rule.typ.iter().any(|accepted| accepted.eq_ignore_ascii_case(typ)) {
+            if !rule
+                .typ
+                .iter()
+                .any(|accepted| accepted.eq_ignore_ascii_case(typ))
+            {
                 return Err(Reason::WrongTokenType);
             }
         }
         if let Some(claim) = &rule.claim {
-            let value = jws.claims.get(claim).and_then(Value::as_str).unwrap_or_default();
+            let value = jws
+                .claims
+                .get(claim)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !rule.values.iter().any(|accepted| accepted == value) {
                 return Err(Reason::WrongTokenType);
             }
@@ -190,7 +219,10 @@ impl JwtAdapter {
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<Vec<String>, Reason> {
         let accepted = &self.settings.audiences;
         if let Some(claim) = &self.settings.audience_claim {
-            let value = claims.get(claim).and_then(Value::as_str).ok_or(Reason::WrongAudience)?;
+            let value = claims
+                .get(claim)
+                .and_then(Value::as_str)
+                .ok_or(Reason::WrongAudience)?;
             if !accepted.iter().any(|a| a == value) {
                 return Err(Reason::WrongAudience);
             }
@@ -207,19 +239,33 @@ impl JwtAdapter {
 fn scope_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
-        Value::Array(items) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         _ => None,
     }
 }
 
 /// Checks `exp` (required), `nbf` and `iat` with the leeway; returns `(iat, exp)`.
-fn check_times(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result<(Option<i64>, i64), Reason> {
+fn check_times(
+    claims: &Map<String, Value>,
+    now: i64,
+    leeway: i64,
+) -> Result<(Option<i64>, i64), Reason> {
     let time = |name: &str| -> Result<Option<i64>, Reason> {
         match claims.get(name) {
             None => Ok(None),
             Some(Value::Number(n)) => n
                 .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.floor() as i64)
+                })
                 .map(Some)
                 .ok_or(Reason::Malformed),
             Some(_) => Err(Reason::Malformed),
@@ -238,3 +284,6 @@ fn check_times(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result<(Op
     }
     Ok((issued_at, expires_at))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! The token exchange grant (RFC 8693) at `POST /oauth/token`.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::oauth::{client_auth_error, no_store, Form};
+use super::{AppState, OAuthError};
+use crate::issue::client_auth::authenticate;
+use crate::issue::exchange::{exchange, ExchangeError, ExchangeRequest};
+use crate::secret::SecretString;
+
+/// Exchanges a legacy credential. Client authentication is optional, but when sent it must be
+/// valid, and adapters that name their exchange clients require it.
+pub(super) async fn token_exchange(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response, OAuthError> {
+    let presented = form.presented_client(headers);
+    let sent_client_auth = presented.basic.is_some()
+        || presented.client_secret.is_some()
+        || presented.client_assertion.is_some();
+    let client_id = if sent_client_auth {
+        let machine = authenticate(
+            &presented,
+            &app.store,
+            &app.pepper,
+            &app.assertion_rules,
+            app.clock.now(),
+        )
+        .await
+        .map_err(|e| client_auth_error(e, &presented))?;
+        Some(machine.client_id)
+    } else {
+        None
+    };
+
+    let mut audiences = form.all("audience");
+    audiences.extend(form.all("resource"));
+    let request = ExchangeRequest {
+        subject_token: form.one("subject_token").map(SecretString::new),
+        subject_token_type: form.one("subject_token_type").map(str::to_owned),
+        actor_token: form.one("actor_token").map(SecretString::new),
+        actor_token_type: form.one("actor_token_type").map(str::to_owned),
+        requested_token_type: form.one("requested_token_type").map(str::to_owned),
+        audiences,
+        scopes: form
+            .one("scope")
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        tenant_id: form.one("tenant_id").map(str::to_owned),
+        role: form.one("role").map(str::to_owned),
+        client_id,
+    };
+
+    let exchanged = exchange(app, &request).await.map_err(|error| {
+        let status = match error {
+            ExchangeError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ExchangeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        if let ExchangeError::Internal(detail) = &error {
+            tracing::error!(error = %detail, "token exchange failed");
+        }
+        OAuthError::new(status, error.code(), error.to_string())
+    })?;
+    tracing::info!(adapter.name = %exchanged.adapter, tenant.id = %exchanged.tenant_id, issued_token_type = exchanged.issued_token_type, "token exchanged");
+
+    let token_type = if exchanged.issued_token_type == crate::issue::exchange::TOKEN_TYPE_API_KEY {
+        "N_A"
+    } else {
+        "Bearer"
+    };
+    let mut body = json!({
+        "access_token": exchanged.token.expose(),
+        "issued_token_type": exchanged.issued_token_type,
+        "token_type": token_type,
+    });
+    if let Some(expires_in) = exchanged.expires_in {
+        body["expires_in"] = json!(expires_in);
+    }
+    if let Some(scope) = exchanged.scope {
+        body["scope"] = json!(scope);
+    }
+    Ok(no_store(Json(body).into_response()))
+}
