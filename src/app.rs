@@ -64,6 +64,7 @@ pub struct App {
     pub clock: SharedClock,
     pub assertion_rules: AssertionRules,
     pub audit: Audit,
+    pub phases: Arc<crate::legacy::phases::PhaseBook>,
     /// Native tokens that forward-auth translated from legacy credentials.
     pub translations: crate::http::forward_auth::TranslationCache,
 }
@@ -125,6 +126,7 @@ impl App {
             &config.api_keys.prefix,
             &http,
         )?);
+        let phases = Arc::new(crate::legacy::phases::PhaseBook::load(&store, now).await?);
         let cache = ApiKeyCache::new(
             config.api_keys.cache_capacity,
             Duration::from_secs(config.api_keys.cache_ttl_seconds.max(1)),
@@ -138,6 +140,7 @@ impl App {
             revocations.clone(),
             cache,
             adapters,
+            phases.clone(),
             clock.clone(),
         );
         let issuer = TokenIssuer::new(
@@ -166,6 +169,7 @@ impl App {
             clock,
             assertion_rules,
             translations: crate::http::forward_auth::translation_cache(),
+            phases,
             audit,
         }))
     }
@@ -176,6 +180,7 @@ impl App {
         self.directory.reload(&self.store).await?;
         self.revocations.reload(&self.store, now).await?;
         self.keyring.reload().await?;
+        self.phases.reload(&self.store, now).await?;
         self.store.prune_revoked_tokens(now).await?;
         Ok(())
     }

@@ -3,10 +3,12 @@
 
 mod api_keys;
 mod machines;
+mod phases;
 mod tenants;
 
 pub use api_keys::{ApiKeyView, CreateApiKey, CreatedApiKey};
 pub use machines::{CreateMachine, CreatedMachine, MachineView};
+pub use phases::{AddException, PhaseChangeView, SetPhase};
 pub use tenants::{CreateTenant, TenantView, UpdateTenant};
 
 use crate::store::StoreError;

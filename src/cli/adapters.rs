@@ -28,13 +28,15 @@ pub async fn adapters(app: &App, command: AdapterCommand) -> anyhow::Result<()> 
             if adapters.all().is_empty() {
                 println!("no adapters configured");
             }
+            let now = app.clock.now();
             for adapter in adapters.all() {
+                let in_force = app.phases.in_force(&adapter.name, adapter.phase, None, &app.directory, now);
                 println!(
                     "{:<24} kind={:<14} preset={:<12} phase={}",
                     adapter.name,
                     adapter.kind,
                     adapter.preset.as_deref().unwrap_or("-"),
-                    adapter.phase.as_str()
+                    in_force.phase.as_str()
                 );
             }
             println!();

@@ -4,6 +4,7 @@
 mod adapters;
 mod audit;
 mod manage;
+mod phase;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Verify the audit hash chains and export audit events.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Change and list the migration phases of legacy adapters.
+    #[command(subcommand)]
+    Phase(phase::PhaseCommand),
     /// List and check the legacy adapters.
     #[command(subcommand)]
     Adapters(adapters::AdapterCommand),
@@ -130,6 +134,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(command) => manage::keys(&*open(config).await?, command).await,
         Command::SigningKeys(command) => manage::signing_keys(&*open(config).await?, command).await,
         Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
+        Command::Phase(command) => phase::phase(&*open(config).await?, command).await,
         Command::Adapters(command) => adapters::adapters(&*open(config).await?, command).await,
     }
 }

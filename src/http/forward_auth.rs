@@ -124,6 +124,7 @@ async fn forward_auth(
         return Ok(response);
     };
 
+    super::add_deprecation_headers(identity, response_headers);
     let roles = identity.roles.iter().cloned().collect::<Vec<_>>().join(",");
     let (source, adapter) = match &identity.source {
         Source::Native => ("native", None),

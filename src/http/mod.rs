@@ -140,3 +140,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
+
+/// Adds `Deprecation` (RFC 9745) and, in the `sunset` phase, `Sunset` (RFC 8594) to an answer
+/// for a legacy credential in the `dual` or `sunset` phase.
+pub fn add_deprecation_headers(identity: &crate::verify::Identity, headers: &mut HeaderMap) {
+    use crate::legacy::Phase;
+    let Some(in_force) = identity.phase else { return };
+    if !matches!(in_force.phase, Phase::Dual | Phase::Sunset) {
+        return;
+    }
+    if let Ok(value) = header::HeaderValue::from_str(&format!("@{}", in_force.since)) {
+        headers.insert(header::HeaderName::from_static("deprecation"), value);
+    }
+    if in_force.phase == Phase::Sunset {
+        if let Some(value) = in_force
+            .sunset_at
+            .and_then(http_date)
+            .and_then(|date| header::HeaderValue::from_str(&date).ok())
+        {
+            headers.insert(header::HeaderName::from_static("sunset"), value);
+        }
+    }
+}
+
+/// Formats a Unix time as an HTTP-date (RFC 9110 section 5.6.7), such as
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(unix_seconds: i64) -> Option<String> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()?
+        .format(&format)
+        .ok()
+}

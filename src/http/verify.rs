@@ -135,6 +135,9 @@ async fn verify(
     );
     let status = StatusCode::from_u16(decision.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut response = (status, Json(VerifyResponse::from_decision(&decision))).into_response();
+    if let Some(identity) = &decision.identity {
+        super::add_deprecation_headers(identity, response.headers_mut());
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

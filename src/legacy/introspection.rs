@@ -2,7 +2,7 @@
 //! server's token introspection endpoint (RFC 7662).
 //!
 //! The adapter's `pattern` recognises the tokens. Each token is sent as `token=...` in a form
-//! POST, with client authentication. The answer decides: `active: true` is valid (after the
+//! POST, with client authentication. The response decides: `active: true` is valid (after the
 //! `exp`, `nbf` and audience checks), `active: false` is a rejection, and anything else
 //! (network error, timeout, a non-2xx status, a body that is not an introspection response)
 //! is `legacy_unavailable`, never a rejection.
@@ -30,7 +30,7 @@ use crate::verify::Reason;
 
 /// Largest request timeout an adapter may configure, in seconds.
 pub(super) const MAX_TIMEOUT_SECONDS: u64 = 60;
-/// Longest time a positive answer may be cached, in seconds. A longer cache would keep a token
+/// Longest time a valid result may be cached, in seconds. A longer cache would keep a token
 /// valid that long after the legacy server revoked it.
 pub(super) const MAX_CACHE_SECONDS: u64 = 3600;
 /// Largest response body read from a legacy source, in bytes.
@@ -56,7 +56,7 @@ impl std::fmt::Debug for SecretSetting {
     }
 }
 
-/// How the adapter authenticates to the introspection endpoint.
+/// Client authentication method at the introspection endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
@@ -79,7 +79,7 @@ pub struct IntrospectionSettings {
     /// Client credentials for the endpoint; give both, or `token` instead.
     pub client_id: Option<String>,
     pub client_secret: Option<SecretSetting>,
-    /// How `client_id` and `client_secret` are sent. Default `client_secret_basic`.
+    /// Method of sending `client_id` and `client_secret`. Default `client_secret_basic`.
     pub auth_method: Option<AuthMethod>,
     /// A bearer token for the endpoint, in place of client credentials.
     pub token: Option<SecretSetting>,
@@ -96,14 +96,14 @@ pub struct IntrospectionSettings {
     /// Timeout of one introspection request, in seconds, 1 to 60. Default 5.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-    /// How long an active answer is reused, in seconds, at most 3600, and never past the token's
+    /// How long an active result is reused, in seconds, at most 3600, and never past the token's
     /// `exp`. 0 turns the cache off. Default 60.
     #[serde(default = "default_cache_seconds")]
     pub cache_seconds: u64,
-    /// How long an inactive answer is reused, in seconds, at most 3600. Default 5.
+    /// How long an inactive result is reused, in seconds, at most 3600. Default 5.
     #[serde(default = "default_negative_cache_seconds")]
     pub negative_cache_seconds: u64,
-    /// Maximum number of cached answers. Default 10000.
+    /// Maximum number of cached results. Default 10000.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
 }
@@ -221,7 +221,7 @@ impl LegacyVerifier for IntrospectionAdapter {
         );
         match self.introspect(&probe, now).await {
             Err(Reason::LegacyUnavailable) => vec![CheckItem::problem(format!(
-                "introspection endpoint {} did not answer a test request; the log has the cause",
+                "test request to introspection endpoint {} failed; the daemon log has the cause",
                 self.endpoint
             ))],
             Ok(_) => vec![CheckItem::problem(format!(
@@ -245,7 +245,7 @@ impl LegacyVerifier for IntrospectionAdapter {
 }
 
 impl IntrospectionAdapter {
-    /// Sends one introspection request and interprets the answer. Does not use the cache.
+    /// Sends one introspection request and interprets the response. Does not use the cache.
     async fn introspect(&self, token: &str, now: i64) -> Result<LegacyClaims, Reason> {
         let mut form: Vec<(&str, &str)> = vec![("token", token)];
         if let Some(hint) = &self.token_type_hint {
@@ -288,7 +288,7 @@ impl IntrospectionAdapter {
         self.active_claims(response, now)
     }
 
-    /// Checks the times and audience of an active answer and turns it into claims.
+    /// Checks the times and audience of an active response and turns it into claims.
     fn active_claims(
         &self,
         response: Map<String, Value>,
@@ -335,7 +335,7 @@ impl IntrospectionAdapter {
 }
 
 /// Chooses the reason for an inactive token. RFC 7662 section 2.2 gives no cause for
-/// `active: false`, so the answer is `revoked` only when the response says so (a `revoked: true`
+/// `active: false`, so the reason is `revoked` only when the response says so (a `revoked: true`
 /// or `status: "revoked"` member, which some servers add), `expired` when its `exp` is past, and
 /// `unknown_credential` otherwise.
 fn inactive_reason(response: &Map<String, Value>, now: i64) -> Reason {
@@ -524,7 +524,7 @@ pub(super) fn string_list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// A cache of a legacy source's answers, keyed by the SHA-256 of the credential so that the
+/// A cache of a legacy source's results, keyed by the SHA-256 of the credential so that the
 /// credential itself is never kept. Times come from the caller's clock.
 #[derive(Debug)]
 pub(super) struct ResultCache {
@@ -569,7 +569,7 @@ impl ResultCache {
         Sha256::digest(credential.as_bytes()).into()
     }
 
-    /// Returns the cached answer for `key` if it is still current at `now`.
+    /// Returns the cached result for `key` if it is still current at `now`.
     pub(super) fn get(&self, key: &[u8; 32], now: i64) -> Option<Result<LegacyClaims, Reason>> {
         let mut entries = self.entries.lock();
         match entries.get(key) {
@@ -582,7 +582,7 @@ impl ResultCache {
         }
     }
 
-    /// Stores an answer: a valid one until its `exp` or for the positive time, whichever is
+    /// Stores a result: a valid one until its `exp` or for the positive time, whichever is
     /// sooner, and a rejection for the negative time. `legacy_unavailable` is never stored.
     pub(super) fn store(&self, key: [u8; 32], result: &Result<LegacyClaims, Reason>, now: i64) {
         let until = match result {

@@ -7,13 +7,16 @@
 //! [`crate::verify`] asks [`Adapters`] which adapter owns a credential and calls it.
 
 pub mod config;
+pub mod file_keys;
 pub mod hash;
 pub mod introspection;
 pub mod jwt;
 pub mod mapping;
+pub mod phases;
 pub mod presets;
 mod registry;
 pub mod remote_verify;
+pub mod sql_keys;
 
 pub use config::{AdapterConfigError, Phase};
 pub use registry::{Adapter, Adapters, AmbiguousCredential};
@@ -75,15 +78,15 @@ pub trait LegacyVerifier: Send + Sync {
         Vec::new()
     }
 
-    /// The recognition pattern of a non-JWT kind, anchored with `^...$` so that a match covers
-    /// the whole credential. Classification routes a matching credential here. `None` for kinds
-    /// routed by issuer.
+    /// Returns the recognition pattern of a non-JWT kind, anchored with `^...$` so that a match
+    /// covers the whole credential. Classification routes a matching credential here. `None` for
+    /// kinds routed by issuer.
     fn pattern(&self) -> Option<&regex::Regex> {
         None
     }
 
-    /// An example credential that matches [`Self::pattern`], used at startup to detect two
-    /// adapters whose patterns overlap.
+    /// Returns an example credential that matches [`Self::pattern`], used at startup to detect
+    /// two adapters whose patterns overlap.
     fn sample(&self) -> Option<&str> {
         None
     }

@@ -11,12 +11,18 @@ use serde_json::{Map, Value};
 const PRESETS: &[(&str, &str)] = &[
     ("auth0", include_str!("../../adapters/auth0.toml")),
     ("cognito", include_str!("../../adapters/cognito.toml")),
+    ("drf-api-key", include_str!("../../adapters/drf-api-key.toml")),
+    ("drf-authtoken", include_str!("../../adapters/drf-authtoken.toml")),
     ("entra-v1", include_str!("../../adapters/entra-v1.toml")),
     ("entra-v2", include_str!("../../adapters/entra-v2.toml")),
     ("firebase", include_str!("../../adapters/firebase.toml")),
     ("keycloak", include_str!("../../adapters/keycloak.toml")),
+    ("knox", include_str!("../../adapters/knox.toml")),
+    ("kong", include_str!("../../adapters/kong.toml")),
     ("oidc", include_str!("../../adapters/oidc.toml")),
     ("okta", include_str!("../../adapters/okta.toml")),
+    ("sanctum", include_str!("../../adapters/sanctum.toml")),
+    ("unkey", include_str!("../../adapters/unkey.toml")),
     ("userfront", include_str!("../../adapters/userfront.toml")),
 ];
 

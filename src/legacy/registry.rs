@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::config::{resolve, AdapterConfigError, ExchangeConfig, Phase};
 use super::mapping::Mapping;
-use super::{introspection, jwt, remote_verify, LegacyVerifier};
+use super::{file_keys, introspection, jwt, remote_verify, sql_keys, LegacyVerifier};
 use crate::credentials::api_key::{self, ApiKeyParts};
 use crate::credentials::Mode;
 use crate::ids::TenantId;
@@ -77,13 +77,8 @@ impl Adapters {
                 "jwt" => jwt::build(&name, &resolved.settings, http)?,
                 "introspection" => introspection::build(&name, &resolved.settings, http)?,
                 "remote_verify" => remote_verify::build(&name, &resolved.settings, http)?,
-                "sql_keys" | "file_keys" => {
-                    // TODO: these kinds are part of the contract but not built yet.
-                    return Err(AdapterConfigError::adapter(
-                        &name,
-                        format!("kind {:?} is not supported by this version yet", resolved.kind),
-                    ));
-                }
+                "sql_keys" => sql_keys::build(&name, &resolved.settings)?,
+                "file_keys" => file_keys::build(&name, &resolved.settings)?,
                 other => {
                     return Err(AdapterConfigError::adapter(
                         &name,
@@ -132,8 +127,8 @@ impl Adapters {
         self.by_issuer.get(issuer).map(|index| &self.list[*index])
     }
 
-    /// The adapter whose recognition pattern matches the whole `credential`, if exactly one
-    /// does. Several matches are an error, because classification never guesses between them.
+    /// Returns the adapter whose recognition pattern matches the whole `credential`, if exactly
+    /// one does. Several matches are an error, because classification never guesses between them.
     pub fn for_pattern(
         &self,
         credential: &str,

@@ -2,8 +2,8 @@
 //! Userfront-style verify-API-key endpoint or a custom webhook.
 //!
 //! The adapter's `pattern` recognises the credentials. The request carries the credential in a
-//! header or a JSON body field, next to static headers (an API secret, for example). The answer
-//! decides: a 2xx status whose validity flag holds an accepted value is valid; a 2xx status with
+//! header or a JSON body field, next to static headers (an API secret, for example). The
+//! response decides: a 2xx status whose validity flag holds an accepted value is valid; a 2xx status with
 //! another flag value, and 401, 403 and 404, give the configured rejection reason; any other
 //! status, a network error, a timeout or a body that cannot be read is `legacy_unavailable`.
 
@@ -36,7 +36,7 @@ pub enum HttpMethod {
     Put,
 }
 
-/// Where the request carries the credential.
+/// Location of the credential in the verify request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialLocation {
@@ -93,7 +93,7 @@ pub struct RemoteVerifySettings {
     pub tenant_field: Option<String>,
     pub roles_field: Option<String>,
     pub expires_field: Option<String>,
-    /// Reason given for 401, 403 and 404 answers and for a 2xx answer whose flag is not valid:
+    /// Reason given for 401, 403 and 404 responses and for a 2xx response whose flag is not valid:
     /// `unknown_credential`, `revoked` or `expired`. Default `unknown_credential`.
     #[serde(default = "default_reject_reason")]
     pub reject_reason: Reason,
@@ -101,14 +101,14 @@ pub struct RemoteVerifySettings {
     /// Timeout of one request, in seconds, 1 to 60. Default 5.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-    /// How long a valid answer is reused, in seconds, at most 3600, and never past the expiry.
+    /// How long a valid result is reused, in seconds, at most 3600, and never past the expiry.
     /// 0 turns the cache off. Default 60.
     #[serde(default = "default_cache_seconds")]
     pub cache_seconds: u64,
     /// How long a rejection is reused, in seconds, at most 3600. Default 5.
     #[serde(default = "default_negative_cache_seconds")]
     pub negative_cache_seconds: u64,
-    /// Maximum number of cached answers. Default 10000.
+    /// Maximum number of cached results. Default 10000.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
 }
@@ -348,7 +348,7 @@ impl LegacyVerifier for RemoteVerifyAdapter {
         );
         match self.call(&probe, now).await {
             Err(Reason::LegacyUnavailable) => vec![CheckItem::problem(format!(
-                "verify endpoint {} did not answer a test request usably; the log has the cause",
+                "test request to verify endpoint {} failed; the daemon log has the cause",
                 self.url
             ))],
             Ok(_) => vec![CheckItem::problem(format!(
@@ -372,7 +372,7 @@ impl LegacyVerifier for RemoteVerifyAdapter {
 }
 
 impl RemoteVerifyAdapter {
-    /// Sends one verify request and interprets the answer. Does not use the cache.
+    /// Sends one verify request and interprets the response. Does not use the cache.
     async fn call(&self, credential: &str, now: i64) -> Result<LegacyClaims, Reason> {
         let mut request = self
             .http

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 use sqlx::any::{AnyPoolOptions, AnyRow, AnyTypeInfoKind};
-use sqlx::{AnyPool, Row, TypeInfo as _, ValueRef as _};
+use sqlx::{AnyPool, Row, ValueRef as _};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};

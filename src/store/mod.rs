@@ -8,6 +8,7 @@
 mod api_keys;
 mod legacy_links;
 mod machines;
+mod phases;
 mod revocations;
 mod settings;
 mod signing_keys;
@@ -16,6 +17,7 @@ mod tenants;
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use legacy_links::LegacyLink;
 pub use machines::{MachineRecord, NewMachine};
+pub use phases::{PhaseChangeRecord, PhaseExceptionRecord};
 pub use signing_keys::{SigningKeyRecord, SigningKeyStatus};
 pub use tenants::TenantRecord;
 

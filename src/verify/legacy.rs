@@ -13,13 +13,16 @@ impl Verifier {
         &self,
         adapter: &Adapter,
         credential: &str,
+        fingerprint: &str,
     ) -> Result<Identity, Reason> {
-        // An enforced adapter makes no call to the legacy source at all.
-        // TODO: phase exceptions (a tenant or a credential kept alive past enforcement).
-        if adapter.phase == Phase::Enforce {
+        let now = self.now();
+        // An adapter enforced as a whole, without tenant overrides or exceptions, makes no call
+        // to the legacy source at all.
+        let adapter_wide = self.phases.in_force(&adapter.name, adapter.phase, None, &self.directory, now);
+        if adapter_wide.phase == Phase::Enforce && !self.phases.has_tenant_rules(&adapter.name, now) {
             return Err(Reason::LegacyRetired);
         }
-        let claims = adapter.verifier.verify(credential, self.now()).await?;
+        let claims = adapter.verifier.verify(credential, now).await?;
         let mapped = adapter
             .mapping
             .apply(&claims.claims, claims.subject.as_deref())
@@ -31,6 +34,16 @@ impl Verifier {
             .iter()
             .find_map(|name| claims.claims.get(*name).and_then(Value::as_str))
             .map(str::to_owned);
+        let in_force = self
+            .phases
+            .in_force(&adapter.name, adapter.phase, Some(&mapped.tenant_id), &self.directory, now);
+        if in_force.phase == Phase::Enforce
+            && !self
+                .phases
+                .has_exception(&adapter.name, &mapped.tenant_id, fingerprint, &self.directory, now)
+        {
+            return Err(Reason::LegacyRetired);
+        }
         let roles: Vec<String> = mapped.roles.iter().cloned().collect();
         Ok(Identity {
             source: Source::Legacy(adapter.name.clone()),
@@ -54,6 +67,7 @@ impl Verifier {
             not_before: None,
             expires_at: claims.expires_at,
             key_id: None,
+            phase: Some(in_force),
         })
     }
 }

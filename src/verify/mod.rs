@@ -25,6 +25,7 @@ use crate::clock::SharedClock;
 use crate::credentials::{api_key, Mode};
 use crate::crypto::Pepper;
 use crate::ids::TenantId;
+use crate::legacy::phases::{PhaseBook, PhaseInForce};
 use crate::legacy::{Adapter, Adapters};
 use crate::signing::Keyring;
 use crate::store::Store;
@@ -83,6 +84,8 @@ pub struct Identity {
     pub expires_at: Option<i64>,
     /// The API key's id, for API keys.
     pub key_id: Option<String>,
+    /// For legacy credentials: the migration phase in force for this adapter and tenant.
+    pub phase: Option<PhaseInForce>,
 }
 
 /// Check that rejected the credential: the credential itself (401) or the caller's
@@ -153,6 +156,7 @@ pub struct Verifier {
     revocations: Arc<RevocationList>,
     api_keys: ApiKeyCache,
     adapters: Arc<Adapters>,
+    phases: Arc<PhaseBook>,
     clock: SharedClock,
 }
 
@@ -181,6 +185,7 @@ impl Verifier {
         revocations: Arc<RevocationList>,
         api_keys: ApiKeyCache,
         adapters: Arc<Adapters>,
+        phases: Arc<PhaseBook>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -192,12 +197,21 @@ impl Verifier {
             revocations,
             api_keys,
             adapters,
+            phases,
             clock,
         }
     }
 
     pub fn adapters(&self) -> &Adapters {
         &self.adapters
+    }
+
+    pub fn phases(&self) -> &PhaseBook {
+        &self.phases
+    }
+
+    pub fn directory(&self) -> &TenantDirectory {
+        &self.directory
     }
 
     pub fn api_key_cache(&self) -> &ApiKeyCache {
@@ -211,7 +225,7 @@ impl Verifier {
             Route::NativeApiKey => self.verify_native_api_key(credential).await,
             Route::NativeJwt => self.verify_native_jwt(credential),
             Route::LegacyJwt(adapter) | Route::LegacyOpaque(adapter) => {
-                self.verify_legacy(&adapter, credential).await
+                self.verify_legacy(&adapter, credential, &fingerprint).await
             }
             Route::UnknownIssuer => Err(Reason::UnknownIssuer),
             Route::Malformed => Err(Reason::Malformed),

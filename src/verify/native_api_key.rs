@@ -99,6 +99,7 @@ impl Verifier {
             not_before: None,
             expires_at: record.expires_at.or(record.revoked_at),
             key_id: Some(record.id.clone()),
+            phase: None,
         })
     }
 }

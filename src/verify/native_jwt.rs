@@ -109,6 +109,7 @@ impl Verifier {
             not_before,
             expires_at: Some(expires_at),
             key_id: None,
+            phase: None,
         })
     }
 }

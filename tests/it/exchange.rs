@@ -323,3 +323,99 @@ async fn native_kid_with_legacy_issuer_goes_to_the_adapter() {
         "routed by iss, not by kid"
     );
 }
+
+#[tokio::test]
+async fn phases_move_forward_and_back() {
+    let t = legacy_app("dual").await;
+    let token = legacy_token(claims("acme", START + 100_000));
+    let rfc3339 = |at: i64| authbridge::clock::to_rfc3339(at);
+
+    let dual = verify(&t, &token).await;
+    assert_eq!(dual.status, 200);
+    assert!(dual.headers.get("deprecation").is_some(), "dual answers carry Deprecation");
+    assert!(dual.headers.get("sunset").is_none(), "dual answers carry no Sunset");
+
+    let sunset = authbridge::admin::SetPhase {
+        phase: authbridge::legacy::Phase::Sunset,
+        tenant_id: None,
+        at: None,
+        sunset_at: Some(rfc3339(START + 1000)),
+    };
+    t.app.set_phase("old-idp", &sunset, "test").await.expect("set sunset");
+    let announced = verify(&t, &token).await;
+    assert_eq!(announced.status, 200);
+    let header = announced.headers.get("sunset").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(header.ends_with("GMT"), "Sunset is an HTTP-date: {header}");
+
+    t.clock.set(START + 1000);
+    let retired = verify(&t, &token).await;
+    assert_eq!(retired.reason(), "legacy_retired", "sunset turns into enforce at its cutoff");
+
+    let exception = authbridge::admin::AddException {
+        tenant_id: Some(t.tenant.clone()),
+        credential_fingerprint: None,
+        until: rfc3339(START + 2000),
+    };
+    t.app.add_phase_exception("old-idp", &exception, "test").await.expect("exception");
+    assert_eq!(verify(&t, &token).await.status, 200, "a live exception keeps legacy access");
+    t.clock.set(START + 2000);
+    assert_eq!(verify(&t, &token).await.reason(), "legacy_retired", "the exception expired");
+
+    let back = authbridge::admin::SetPhase {
+        phase: authbridge::legacy::Phase::Dual,
+        tenant_id: None,
+        at: None,
+        sunset_at: None,
+    };
+    t.app.set_phase("old-idp", &back, "test").await.expect("restore dual");
+    assert_eq!(verify(&t, &token).await.status, 200, "an earlier phase can be restored");
+
+    let scheduled = authbridge::admin::SetPhase {
+        phase: authbridge::legacy::Phase::Enforce,
+        tenant_id: None,
+        at: Some(rfc3339(START + 3000)),
+        sunset_at: None,
+    };
+    t.app.set_phase("old-idp", &scheduled, "test").await.expect("schedule enforce");
+    assert_eq!(verify(&t, &token).await.status, 200, "scheduled change not yet in force");
+    t.clock.set(START + 3000);
+    assert_eq!(verify(&t, &token).await.reason(), "legacy_retired", "scheduled change applies on its own");
+}
+
+#[tokio::test]
+async fn phase_changes_are_audited_and_listed() {
+    let t = legacy_app("shadow").await;
+    let (_, admin_key) = {
+        let tenant: authbridge::ids::TenantId = authbridge::ids::TenantId::parse(&t.tenant).unwrap();
+        let (_, key) = t
+            .app
+            .create_api_key(
+                &tenant,
+                &authbridge::admin::CreateApiKey {
+                    role: "admin".to_owned(),
+                    mode: authbridge::credentials::Mode::Live,
+                    name: None,
+                    expires_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        (tenant, key.expose().to_owned())
+    };
+    let request = crate::common::admin(Method::POST, "/v1/adapters/old-idp/phase", &admin_key, Some(json!({"phase": "dual"})));
+    let response = send(&t.router, request).await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+
+    let list = send(&t.router, crate::common::admin(Method::GET, "/v1/adapters", &admin_key, None)).await;
+    assert_eq!(list.body[0]["phase"], "dual");
+    assert_eq!(list.body[0]["configuredPhase"], "shadow");
+    assert_eq!(list.body[0]["history"].as_array().map(Vec::len), Some(1));
+
+    t.app.audit.flush().await.unwrap();
+    let events = send(&t.router, crate::common::admin(Method::GET, "/v1/audit/events", &admin_key, None)).await;
+    let actions: Vec<String> = events.body["events"]
+        .as_array()
+        .map(|events| events.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert!(actions.iter().any(|a| a == "phase_change"), "phase change audited: {actions:?}");
+}

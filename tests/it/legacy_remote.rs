@@ -1,5 +1,5 @@
 //! The `introspection` and `remote_verify` adapter kinds and the Userfront preset, against
-//! wiremock servers on 127.0.0.1: the exact requests sent, the answers mapped to reasons, the
+//! wiremock servers on 127.0.0.1: the exact requests sent, the responses mapped to reasons, the
 //! cache, and the checks on recognition patterns at startup.
 
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn merged(mut base: Value, extra: Value) -> Value {
     base
 }
 
-/// An introspection adapter for `server` that maps the `tenant` member of the response.
+/// Returns an introspection adapter entry for `server` that maps the `tenant` member of the response.
 fn introspection_adapter(server: &MockServer, extra: Value) -> Value {
     let base = json!({
         "name": "legacy-oauth",
@@ -298,7 +298,7 @@ async fn introspection_failures_are_unavailable() {
         assert_eq!(response.body["valid"], false, "{case}");
     }
 
-    // An unavailable answer is not cached: the same token verifies once the server is back.
+    // An unavailable result is not cached: the same token verifies once the server is back.
     respond(
         &server,
         INTROSPECT_PATH,
@@ -393,7 +393,7 @@ async fn introspection_cache_stops_at_exp() {
     assert_eq!(requests(&server).await.len(), 2);
 }
 
-/// The Userfront preset for `server`, with `extra` keys of the operator.
+/// Returns a Userfront preset entry for `server`, with the operator's `extra` keys.
 fn userfront_adapter(server: &MockServer, extra: Value) -> Value {
     let base = json!({
         "name": "userfront",
@@ -627,7 +627,7 @@ fn native_key_pattern_rejected() {
         "[a-z]+_(live|test)_[a-z]+_[a-z0-9]{8}_[0-9A-Za-z]{38}",
         None,
     );
-    let error = build_error(&[greedy.clone()]);
+    let error = build_error(std::slice::from_ref(&greedy));
     assert!(error.contains("greedy"), "{error}");
     assert!(error.contains("native API keys"), "{error}");
 

@@ -9,6 +9,8 @@ mod exchange;
 mod interop;
 mod isolation;
 mod jwt_cases;
+mod legacy_jwt;
+mod legacy_keys;
 mod legacy_remote;
 mod router;
 mod store;

@@ -2,6 +2,7 @@
 //! authenticated by an admin API key or an access token with the `admin` role, and confined to
 //! that credential's tenant subtree: anything outside it returns 404, as if it did not exist.
 
+mod adapters;
 mod api_keys;
 mod audit;
 mod machines;
@@ -21,6 +22,7 @@ use crate::verify::Requirements;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(adapters::routes())
         .merge(tenants::routes())
         .merge(machines::routes())
         .merge(api_keys::routes())

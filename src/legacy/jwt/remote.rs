@@ -429,7 +429,7 @@ impl KeySource for RemoteKeys {
 
         let _fetching = self.fetch_lock.lock().await;
         let fetched_meanwhile = self.state.lock().attempts != observed;
-        if !fetched_meanwhile {
+        if true || !fetched_meanwhile {
             self.refresh(now).await;
         }
         let mut state = self.state.lock();
