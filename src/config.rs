@@ -26,6 +26,7 @@ pub struct Config {
     pub api_keys: ApiKeyConfig,
     pub logging: LoggingConfig,
     pub audit: AuditConfig,
+    pub progress: ProgressConfig,
     /// Legacy sources, one `[[adapters]]` table each; see `docs/adapters.md`. Default: none.
     pub adapters: AdapterEntries,
 }
@@ -245,6 +246,21 @@ impl Default for AuditConfig {
             enqueue_timeout_ms: 1000,
             retention_days: 0,
         }
+    }
+}
+
+/// Migration progress reports and the dashboard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgressConfig {
+    /// Days without any legacy credential use after which a tenant counts as ready for the
+    /// `enforce` phase. Default 7.
+    pub ready_after_days: u32,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        Self { ready_after_days: 7 }
     }
 }
 

@@ -40,6 +40,8 @@ pub enum Action {
     Verify,
     Introspect,
     Revoke,
+    /// A token exchange (RFC 8693) at the token endpoint.
+    Exchange,
     PhaseChange,
     /// An admin API action, such as `tenant.create` (stored as `admin:tenant.create`).
     Admin(&'static str),
@@ -54,6 +56,7 @@ impl Action {
             Self::Verify => "verify".to_owned(),
             Self::Introspect => "introspect".to_owned(),
             Self::Revoke => "revoke".to_owned(),
+            Self::Exchange => "exchange".to_owned(),
             Self::PhaseChange => "phase_change".to_owned(),
             Self::Admin(what) => format!("admin:{what}"),
         }
@@ -92,6 +95,8 @@ pub struct AuditEvent {
     pub fingerprint: Option<String>,
     /// `native`, or the name of the legacy adapter that decided.
     pub source: String,
+    /// The legacy adapter that decided or, for a native token minted by token exchange (source
+    /// `native`), the adapter of the legacy credential that the token replaced.
     pub adapter: Option<String>,
     pub tenant_id: Option<String>,
     pub machine_id: Option<String>,
@@ -133,6 +138,9 @@ impl AuditEvent {
         if let Some(identity) = &decision.identity {
             if let Source::Legacy(adapter) = &identity.source {
                 event.source = adapter.clone();
+                event.adapter = Some(adapter.clone());
+            }
+            if let Some(adapter) = &identity.translated_from {
                 event.adapter = Some(adapter.clone());
             }
             event.tenant_id = Some(identity.tenant_id.to_string());

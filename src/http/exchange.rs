@@ -6,7 +6,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::oauth::{client_auth_error, no_store, Form};
-use super::{AppState, OAuthError};
+use super::{AppState, OAuthError, RequestInfo};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::issue::client_auth::authenticate;
 use crate::issue::exchange::{exchange, ExchangeError, ExchangeRequest};
 use crate::secret::SecretString;
@@ -15,6 +16,7 @@ use crate::secret::SecretString;
 /// valid, and adapters that name their exchange clients require it.
 pub(super) async fn token_exchange(
     app: &AppState,
+    info: &RequestInfo,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Response, OAuthError> {
@@ -60,7 +62,30 @@ pub(super) async fn token_exchange(
         client_id,
     };
 
-    let exchanged = exchange(app, &request).await.map_err(|error| {
+    let subject_fingerprint = request
+        .subject_token
+        .as_ref()
+        .map(|t| crate::verify::fingerprint(t.expose()));
+    let result = exchange(app, &request).await;
+    let event = match &result {
+        Ok(exchanged) => AuditEvent::new(Action::Exchange, Outcome::Success, "valid")
+            .with_tenant(&exchanged.tenant_id)
+            .with_detail(json!({"adapter": exchanged.adapter, "issuedTokenType": exchanged.issued_token_type})),
+        Err(error) => AuditEvent::new(Action::Exchange, Outcome::Failure, error.code()),
+    };
+    let mut event = match &subject_fingerprint {
+        Some(fingerprint) => event.with_fingerprint(fingerprint),
+        None => event,
+    };
+    if let Ok(exchanged) = &result {
+        event.adapter = Some(exchanged.adapter.clone());
+        event.source = exchanged.adapter.clone();
+    }
+    app.audit
+        .record(info.tag(event))
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    let exchanged = result.map_err(|error| {
         let status = match error {
             ExchangeError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ExchangeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

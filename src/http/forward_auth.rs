@@ -15,7 +15,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{presented_credential, ApiError, AppState};
+use super::{presented_credential, ApiError, AppState, RequestInfo};
+use crate::audit::{Action, AuditEvent};
 use crate::credentials::Mode;
 use crate::ids::TenantId;
 use crate::issue::exchange::{
@@ -72,6 +73,7 @@ fn header_value(text: &str) -> Option<HeaderValue> {
 )]
 async fn forward_auth(
     State(app): State<AppState>,
+    info: RequestInfo,
     headers: HeaderMap,
     query: Result<Query<ForwardAuthQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -107,6 +109,9 @@ async fn forward_auth(
         .verifier
         .verify(credential.expose(), &requirements)
         .await;
+    app.audit
+        .record(info.tag(AuditEvent::from_decision(Action::Verify, &decision)))
+        .await?;
     let status = StatusCode::from_u16(decision.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut response = status.into_response();
     let response_headers = response.headers_mut();

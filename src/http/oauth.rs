@@ -200,7 +200,7 @@ async fn token(
         .one("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     if grant_type == crate::issue::exchange::GRANT_TYPE {
-        return super::exchange::token_exchange(&app, &headers, &form).await;
+        return super::exchange::token_exchange(&app, &info, &headers, &form).await;
     }
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(

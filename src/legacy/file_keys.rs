@@ -8,7 +8,7 @@
 //! With `hash = { scheme = "plaintext" }` the keys are hashed with SHA-256 while the file loads
 //! and looked up by that digest, so the adapter keeps no plaintext key. Other schemes keep the
 //! stored hash and need `lookup_field`, whose value is compared with the pattern's `lookup`
-//! group (or its digest, with `lookup_hash`). Answers are decided as in `sql_keys`: no matching
+//! group (or its digest, with `lookup_hash`). Results are decided as in `sql_keys`: no matching
 //! record is `unknown_credential`, then `revoked`, then `expired`.
 
 use std::collections::HashMap;
@@ -56,7 +56,7 @@ pub struct FileKeysSettings {
     pub sample: Option<String>,
     /// Fields to read; only `hash` is required. For `deck` the default is `hash = "key"`.
     pub columns: ColumnNames,
-    /// How the export stores keys. Default plaintext.
+    /// Hash scheme of the keys in the export. Default plaintext.
     #[serde(default = "plaintext")]
     pub hash: HashScheme,
     /// The bytes the store hashed: `"whole_key"` (default) or `{ part = "<group>" }`.

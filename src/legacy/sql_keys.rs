@@ -4,7 +4,7 @@
 //! bound as the only parameter of a configured SELECT, and `hash_input` chooses which bytes the
 //! legacy store hashed (the whole key or the `secret` part). Each returned row's hash is checked
 //! with the configured [`HashScheme`]; only after a row matches are its revoked flag and expiry
-//! read, so a wrong secret never tells the caller whether the lookup part exists.
+//! read, so a wrong secret never reveals whether the lookup part exists.
 //!
 //! Answers:
 //! - no row, or no row whose hash matches: `unknown_credential`. A wrong secret means the key does
@@ -43,7 +43,7 @@ use crate::verify::Reason;
 pub(super) const LOOKUP_CAPTURE: &str = "lookup";
 /// Name of the capture group that is never copied into claims.
 const SECRET_CAPTURE: &str = "secret";
-/// Longest time a positive answer may be cached, in seconds. A key revoked or deleted in the
+/// Longest time a valid result may be cached, in seconds. A key revoked or deleted in the
 /// legacy store keeps verifying from the cache for at most this long.
 pub(super) const MAX_KEY_CACHE_SECONDS: u64 = 300;
 /// Rows examined per lookup. The lookup column should be unique; beyond this many rows the rest
@@ -71,7 +71,7 @@ pub struct SqlKeysSettings {
     pub query: QuerySetting,
     /// Result columns to read; only `hash` is required.
     pub columns: ColumnNames,
-    /// How the legacy store hashed its keys.
+    /// Hash scheme of the legacy store's keys.
     pub hash: HashScheme,
     /// The bytes the store hashed: `"whole_key"` (default) or `{ part = "secret" }`, the text of
     /// that capture group.
@@ -92,7 +92,7 @@ pub struct SqlKeysSettings {
     /// Time for the query to return its rows, in seconds. Default 3.
     #[serde(default = "default_timeout_seconds")]
     pub query_timeout_seconds: u64,
-    /// How long a valid answer is reused, in seconds, at most 300 and never past the key's
+    /// How long a valid result is reused, in seconds, at most 300 and never past the key's
     /// expiry. A revocation in the legacy store takes effect within this time. 0 turns the cache
     /// off. Default 30.
     #[serde(default = "default_key_cache_seconds")]
@@ -100,7 +100,7 @@ pub struct SqlKeysSettings {
     /// How long a rejection is reused, in seconds. Default 5.
     #[serde(default = "default_negative_cache_seconds")]
     pub negative_cache_seconds: u64,
-    /// Maximum number of cached answers. Default 10000.
+    /// Maximum number of cached results. Default 10000.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
 }
@@ -575,6 +575,7 @@ pub(super) fn record_claims(pattern: &Regex, credential: &str, record: KeyRecord
     if record.expires_at.is_some_and(|expires_at| expires_at <= now) {
         return Err(Reason::Expired);
     }
+
     let mut claims = Map::new();
     add_key_captures(pattern, credential, &mut claims);
     let subject = record.key_id.as_ref().or(record.owner.as_ref()).and_then(scalar_text);
@@ -594,6 +595,7 @@ pub(super) fn record_claims(pattern: &Regex, credential: &str, record: KeyRecord
     if let Some(expires_at) = record.expires_at {
         claims.insert("exp".to_owned(), Value::from(expires_at));
     }
+
     Ok(LegacyClaims {
         subject,
         claims,

@@ -68,6 +68,7 @@ impl Verifier {
             expires_at: claims.expires_at,
             key_id: None,
             phase: Some(in_force),
+            translated_from: None,
         })
     }
 }

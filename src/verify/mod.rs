@@ -86,6 +86,9 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// For legacy credentials: the migration phase in force for this adapter and tenant.
     pub phase: Option<PhaseInForce>,
+    /// For a native token minted by token exchange: the adapter of the legacy credential it
+    /// replaced, from the token's `origin.adapter` claim.
+    pub translated_from: Option<String>,
 }
 
 /// Check that rejected the credential: the credential itself (401) or the caller's

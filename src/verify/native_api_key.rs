@@ -100,6 +100,7 @@ impl Verifier {
             expires_at: record.expires_at.or(record.revoked_at),
             key_id: Some(record.id.clone()),
             phase: None,
+            translated_from: None,
         })
     }
 }

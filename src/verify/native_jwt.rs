@@ -110,6 +110,7 @@ impl Verifier {
             expires_at: Some(expires_at),
             key_id: None,
             phase: None,
+            translated_from: origin_adapter(claims),
         })
     }
 }
@@ -133,6 +134,16 @@ fn optional_time(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>,
             .ok_or(Reason::Malformed),
         Some(_) => Err(Reason::Malformed),
     }
+}
+
+/// Reads `origin.adapter`, which token exchange sets on the tokens it mints. It only labels the
+/// audit event, so a token without it, or with a non-string value, is still accepted.
+fn origin_adapter(claims: &Map<String, Value>) -> Option<String> {
+    claims
+        .get("origin")?
+        .get("adapter")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Reason> {

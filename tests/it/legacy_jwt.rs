@@ -1,7 +1,7 @@
-//! The `jwt` adapter kind through `/v1/verify`: remote key sources served by wiremock on
-//! 127.0.0.1 (discovery, JWKS, X.509 certificate maps), the key cache (rotation, outages,
-//! `Cache-Control`, unknown-`kid` floods), every JWT preset, attack classes against a legacy
-//! issuer, and genuine tokens issued by `oidc-provider`.
+//! The `jwt` adapter kind through `/v1/verify`. Remote key sources (discovery, JWKS, X.509
+//! certificate maps) are served by wiremock on 127.0.0.1. The tests cover the key cache
+//! (rotation, outages, `Cache-Control`, unknown-`kid` floods), every JWT preset, attack classes
+//! against a legacy issuer, and genuine tokens issued by `oidc-provider`.
 
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ fn merged(mut base: Value, extra: Value) -> Value {
     base
 }
 
-/// An adapter entry with the test mapping, test cache bounds and `allow_http`.
+/// Returns an adapter entry with the test mapping, test cache bounds and `allow_http`.
 fn adapter(name: &str, settings: Value) -> Value {
     let base = json!({
         "name": name,
@@ -337,7 +337,7 @@ async fn weak_secret_issuer_verifies_hs256() {
 // ---------------------------------------------------------------------------------------------
 // The key cache.
 
-/// An adapter on `server`'s JWKS at `route`, for issuer `issuer`.
+/// Returns an adapter entry for `issuer` whose keys are `server`'s JWKS at `route`.
 fn jwks_adapter(name: &str, server: &MockServer, route: &str, issuer: &str, extra: Value) -> Value {
     let settings = json!({
         "kind": "jwt",
@@ -869,7 +869,7 @@ async fn preset_oidc_ed25519_and_refused_keys() {
     let ed = TestKey::new(Algorithm::EdDSA);
     let rsa = TestKey::new(Algorithm::RS256);
     // I08, I16, A10: keys for encryption, unsupported curves, a private key and an off-curve
-    // point are dropped one by one; the rest of the set serves.
+    // point are dropped one by one. The rest of the set serves.
     let mut encryption = TestKey::new(Algorithm::RS256).jwk();
     encryption["use"] = json!("enc");
     encryption["alg"] = json!("RSA-OAEP");

@@ -176,12 +176,12 @@ impl LegacyDb {
         sqlx::query(&sql).execute(&mut connection).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    /// The URL the adapter uses: SQLite without `mode=rwc`, so a missing file is an error.
+    /// Returns the URL the adapter uses: SQLite without `mode=rwc`, so a missing file is an error.
     fn adapter_url(&self) -> String {
         self.url.replace("?mode=rwc", "")
     }
 
-    /// The preset's query for this vendor, reading the test's table.
+    /// Returns the preset's query for this vendor, reading the test's table.
     fn preset_query(&self, preset_name: &str, base: &str) -> String {
         let preset = preset(preset_name);
         preset["adapter"]["query"][self.vendor.name()]
@@ -222,7 +222,7 @@ async fn app_with_adapter(tenant: &TenantId, adapter: Value) -> TestApp {
     app
 }
 
-/// A `query` table that overrides the preset's query for `vendor` only.
+/// Builds a `query` table that overrides the preset's query for `vendor` only.
 fn query_for(vendor: Vendor, query: String) -> Value {
     let mut table = serde_json::Map::new();
     table.insert(vendor.name().to_owned(), Value::String(query));
@@ -316,7 +316,7 @@ async fn drf_api_key_cases(vendor: Vendor, test: &str) {
     assert_reason(&app, &valid[..20], StatusCode::UNAUTHORIZED, "unknown_credential", &what("malformed")).await;
     assert_reason(&app, bad_key, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", &what("unexpected hash format")).await;
 
-    // The valid key was verified above, so its answer is cached for 30 seconds.
+    // The valid key was verified above, so its result is cached for 30 seconds.
     db.drop_table(API_KEY_TABLE).await;
     assert_reason(&app, &valid, StatusCode::OK, "valid", &what("cached after the table is gone")).await;
     let uncached = key_of(case(&fixture, "expires_later"));

@@ -12,5 +12,6 @@ mod jwt_cases;
 mod legacy_jwt;
 mod legacy_keys;
 mod legacy_remote;
+mod nginx;
 mod router;
 mod store;

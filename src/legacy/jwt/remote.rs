@@ -29,7 +29,7 @@ use crate::verify::Reason;
 /// at most one extra refetch per cooldown.
 const MAX_UNKNOWN_KIDS: usize = 10_000;
 
-/// Where a remote key set is published.
+/// The URL of a remote key set and the format of the document found there.
 #[derive(Clone, Debug)]
 pub enum KeyLocation {
     /// A JWKS document.
@@ -62,14 +62,14 @@ struct CacheState {
     last_attempt: Option<i64>,
     /// The error of the last fetch attempt, when it failed.
     last_error: Option<String>,
-    /// Count of finished fetch attempts. A request that waited for the fetch lock and sees it
-    /// changed knows another request fetched in the meantime.
+    /// Count of finished fetch attempts. A request that waited for the fetch lock and finds the
+    /// count changed can tell that another request fetched in the meantime.
     attempts: u64,
     /// `kid`s still unknown after the last successful fetch.
     unknown_kids: HashSet<String>,
 }
 
-/// What a request does with the current cache state.
+/// The outcome of looking up a key in the cache.
 enum Decision {
     Found(Arc<VerifyingKey>),
     Fetch,
@@ -172,7 +172,7 @@ impl RemoteKeys {
         i64::try_from(self.cache.stale_seconds).unwrap_or(i64::MAX / 4)
     }
 
-    /// Decides from the cache alone. With `may_fetch` false (after a fetch) the answer is final.
+    /// Decides from the cache alone. With `may_fetch` false (after a fetch) the result is final.
     fn decide(
         &self,
         state: &CacheState,
@@ -196,8 +196,8 @@ impl RemoteKeys {
             };
         };
         let expired = now >= set.fresh_until;
-        // An expired set is refetched at once when the last fetch succeeded; after a failure,
-        // retries wait for the cooldown and the stale set serves meanwhile.
+        // An expired set is refetched at once when the last fetch succeeded. After a failure,
+        // retries wait for the cooldown, and the stale set serves meanwhile.
         if expired && may_fetch && (state.last_error.is_none() || cooldown_over) {
             return Decision::Fetch;
         }
@@ -429,7 +429,7 @@ impl KeySource for RemoteKeys {
 
         let _fetching = self.fetch_lock.lock().await;
         let fetched_meanwhile = self.state.lock().attempts != observed;
-        if true || !fetched_meanwhile {
+        if !fetched_meanwhile {
             self.refresh(now).await;
         }
         let mut state = self.state.lock();
