@@ -141,6 +141,7 @@ impl App {
             cache,
             adapters,
             phases.clone(),
+            Arc::new(crate::metrics::Metrics::new()),
             clock.clone(),
         );
         let issuer = TokenIssuer::new(

@@ -18,6 +18,8 @@ pub mod ids;
 pub mod issue;
 pub mod jose;
 pub mod legacy;
+pub mod progress;
+pub mod metrics;
 pub mod secret;
 pub mod server;
 pub mod signing;

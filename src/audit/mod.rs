@@ -251,6 +251,11 @@ impl Audit {
         }
     }
 
+    /// Returns the number of events waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// The id of the chain this instance writes.
     pub fn chain_id(&self) -> &str {
         &self.chain_id

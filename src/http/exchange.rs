@@ -67,6 +67,9 @@ pub(super) async fn token_exchange(
         .as_ref()
         .map(|t| crate::verify::fingerprint(t.expose()));
     let result = exchange(app, &request).await;
+    app.verifier
+        .metrics()
+        .count_exchange(if result.is_ok() { "success" } else { "failure" });
     let event = match &result {
         Ok(exchanged) => AuditEvent::new(Action::Exchange, Outcome::Success, "valid")
             .with_tenant(&exchanged.tenant_id)

@@ -6,6 +6,7 @@ pub mod error;
 mod exchange;
 pub mod forward_auth;
 mod health;
+mod metrics;
 mod oauth;
 pub mod openapi;
 mod request_info;
@@ -39,6 +40,7 @@ pub fn router(app: AppState) -> Router {
         .merge(forward_auth::routes())
         .merge(well_known::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(admin::routes())
         .split_for_parts();
     let spec = Arc::new(spec);

@@ -272,6 +272,7 @@ async fn token(
             return Err(error);
         }
     };
+    app.verifier.metrics().count_token_issue("success");
     tracing::info!(client.id = %machine.client_id, tenant.id = %machine.tenant_id, token.jti = %issued.jti, "issued access token");
     let event = machine_event(Action::TokenIssue, Outcome::Success, "valid", &machine)
         .with_fingerprint(fingerprint(issued.access_token.expose()))

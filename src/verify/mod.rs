@@ -160,6 +160,7 @@ pub struct Verifier {
     api_keys: ApiKeyCache,
     adapters: Arc<Adapters>,
     phases: Arc<PhaseBook>,
+    metrics: Arc<crate::metrics::Metrics>,
     clock: SharedClock,
 }
 
@@ -189,6 +190,7 @@ impl Verifier {
         api_keys: ApiKeyCache,
         adapters: Arc<Adapters>,
         phases: Arc<PhaseBook>,
+        metrics: Arc<crate::metrics::Metrics>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -201,6 +203,7 @@ impl Verifier {
             api_keys,
             adapters,
             phases,
+            metrics,
             clock,
         }
     }
@@ -221,8 +224,19 @@ impl Verifier {
         &self.api_keys
     }
 
-    /// Runs the whole pipeline on `credential`.
+    /// Runs the whole pipeline on `credential` and counts the decision in the metrics.
     pub async fn verify(&self, credential: &str, requirements: &Requirements) -> Decision {
+        let started = std::time::Instant::now();
+        let decision = self.decide(credential, requirements).await;
+        self.metrics.observe_verification(&decision, started.elapsed().as_secs_f64());
+        decision
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    async fn decide(&self, credential: &str, requirements: &Requirements) -> Decision {
         let fingerprint = fingerprint(credential);
         let verified = match self.classify(credential) {
             Route::NativeApiKey => self.verify_native_api_key(credential).await,

@@ -11,6 +11,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tower::ServiceExt;
 
 use authbridge::app::App;
 use authbridge::clock::ManualClock;
@@ -418,4 +419,24 @@ async fn phase_changes_are_audited_and_listed() {
         .map(|events| events.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     assert!(actions.iter().any(|a| a == "phase_change"), "phase change audited: {actions:?}");
+}
+
+#[tokio::test]
+async fn metrics_count_decisions_with_bounded_labels() {
+    let t = legacy_app("dual").await;
+    verify(&t, &legacy_token(claims("acme", START + 600))).await;
+    verify(&t, "not-a-credential").await;
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let response = t.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"authbridge_verifications_total{source="legacy",adapter="old-idp",outcome="valid",reason="valid"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"reason="unknown_credential""#), "{text}");
+    assert!(text.contains("authbridge_verify_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("authbridge_audit_queue_depth"), "{text}");
+    assert!(!text.contains(&t.tenant), "no tenant label");
 }

@@ -6,6 +6,7 @@ mod adapters;
 mod api_keys;
 mod audit;
 mod machines;
+pub mod progress;
 mod signing_keys;
 mod tenants;
 
@@ -28,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api_keys::routes())
         .merge(signing_keys::routes())
         .merge(audit::routes())
+        .merge(progress::routes())
 }
 
 /// An authenticated admin and the root of the subtree it may manage.
