@@ -19,6 +19,7 @@
 #   BENCH_PEER      0 skips the oidc-provider comparison (default 1)
 #   BENCH_PROFILE   0 skips the perf profiles (default 1; skipped anyway when perf cannot record)
 #   BENCH_NOTE      a line placed at the top of the report, e.g. about a shared machine
+#   BENCH_COMMIT    commit named in the report when the repository root is not a git checkout
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -319,7 +320,7 @@ fi
 
 # --- Report ---------------------------------------------------------------------------------
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")
 if [[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
     COMMIT="$COMMIT (with uncommitted changes in src/ or Cargo files)"
 fi

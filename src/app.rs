@@ -65,6 +65,8 @@ pub struct App {
     pub assertion_rules: AssertionRules,
     pub audit: Audit,
     pub phases: Arc<crate::legacy::phases::PhaseBook>,
+    /// Failed verifications per client address.
+    pub failure_limiter: crate::http::rate_limit::FailureLimiter,
     /// Native tokens that forward-auth translated from legacy credentials.
     pub translations: crate::http::forward_auth::TranslationCache,
 }
@@ -158,6 +160,11 @@ impl App {
             leeway_seconds: config.tokens.leeway_seconds,
         };
         let audit = Audit::start(store.clone(), &config.audit, clock.clone());
+        let failure_limiter = crate::http::rate_limit::FailureLimiter::new(
+            config.rate_limit.failures_per_window,
+            config.rate_limit.window_seconds,
+            clock.clone(),
+        );
         Ok(Arc::new(Self {
             config,
             store,
@@ -171,6 +178,7 @@ impl App {
             assertion_rules,
             translations: crate::http::forward_auth::translation_cache(),
             phases,
+            failure_limiter,
             audit,
         }))
     }

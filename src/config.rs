@@ -27,6 +27,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub audit: AuditConfig,
     pub progress: ProgressConfig,
+    pub rate_limit: RateLimitConfig,
     /// Legacy sources, one `[[adapters]]` table each; see `docs/adapters.md`. Default: none.
     pub adapters: AdapterEntries,
 }
@@ -216,6 +217,26 @@ pub enum LogFormat {
 }
 
 /// How the audit trail is written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Failed verifications one client address may make per window before its requests to
+    /// `/v1/verify` and the token endpoint get 429; 0 turns limiting off. Behind a shared proxy
+    /// all clients share the proxy's address. Default 100.
+    pub failures_per_window: u32,
+    /// Length of the window in seconds. Default 60.
+    pub window_seconds: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            failures_per_window: 100,
+            window_seconds: 60,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {

@@ -5,6 +5,7 @@ mod adapters;
 mod audit;
 mod manage;
 mod phase;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +68,8 @@ pub enum Command {
     /// List and check the legacy adapters.
     #[command(subcommand)]
     Adapters(adapters::AdapterCommand),
+    /// Print the migration progress report: traffic share, legacy credentials, readiness.
+    Progress(progress::ProgressArgs),
 }
 
 /// Parses the arguments and runs the command. Exit code 0 on success, 1 on a runtime error,
@@ -136,6 +139,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
         Command::Phase(command) => phase::phase(&*open(config).await?, command).await,
         Command::Adapters(command) => adapters::adapters(&*open(config).await?, command).await,
+        Command::Progress(args) => progress::progress(&*open(config).await?, args).await,
     }
 }
 

@@ -19,6 +19,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge,
+    /// Too many failed attempts; retry after this many seconds.
+    TooManyRequests(i64),
     UnsupportedMediaType(String),
     Unavailable(String),
     Internal(String),
@@ -42,6 +44,10 @@ impl ApiError {
             Self::NotFound(detail) => (StatusCode::NOT_FOUND, detail),
             Self::Conflict(detail) => (StatusCode::CONFLICT, detail),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed verifications from this address; retry later",
+            ),
             Self::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, detail),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -81,6 +87,11 @@ impl IntoResponse for ApiError {
         }
         let (status, detail) = self.parts();
         let mut response = problem(status, detail);
+        if let Self::TooManyRequests(seconds) = &self {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -2,12 +2,14 @@
 //! per area; status codes are assigned only in [`error`].
 
 pub mod admin;
+mod dashboard;
 pub mod error;
 mod exchange;
 pub mod forward_auth;
 mod health;
 mod metrics;
 mod oauth;
+pub mod rate_limit;
 pub mod openapi;
 mod request_info;
 mod verify;
@@ -46,7 +48,7 @@ pub fn router(app: AppState) -> Router {
     let spec = Arc::new(spec);
     let request_id = header::HeaderName::from_static("x-request-id");
 
-    api.route(
+    api.merge(dashboard::routes()).route(
         "/openapi.json",
         axum::routing::get(move || {
             let spec = spec.clone();

@@ -121,10 +121,20 @@ async fn verify(
         ));
     };
 
+    let address = info
+        .client_address
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(ApiError::TooManyRequests(seconds));
+    }
     let decision = app
         .verifier
         .verify(credential.expose(), &requirements)
         .await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
     let event = AuditEvent::from_decision(Action::Verify, &decision);
     app.audit.record(info.tag(event)).await?;
     tracing::info!(

@@ -103,6 +103,14 @@ pub struct SqlKeysSettings {
     /// Maximum number of cached results. Default 10000.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
+    /// The SELECT of `authbridge import`: one page of keys in keyset order, with a column
+    /// `lookup` (the value `query` matches) and the configured `columns`. It has two
+    /// placeholders: the last lookup value already read (`$1`, or the first `?`) and the page size
+    /// (`$2`, or the second `?`). Either one string or a table per database, like `query`.
+    pub import_query: Option<QuerySetting>,
+    /// A SELECT without placeholders whose first column counts the rows `import_query` pages
+    /// through, used for the progress bar's ETA.
+    pub count_query: Option<QuerySetting>,
 }
 
 fn default_max_connections() -> u32 {
@@ -243,6 +251,8 @@ pub struct SqlKeysAdapter {
     connect_timeout: Duration,
     query_timeout: Duration,
     cache: ResultCache,
+    import_query: Option<String>,
+    count_query: Option<String>,
 }
 
 impl std::fmt::Debug for SqlKeysAdapter {
@@ -267,6 +277,16 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
     let backend = Backend::from_url(url)
         .ok_or_else(|| error("`url` must start with postgres://, mysql:// or sqlite://".to_owned()))?;
     let query = choose_query(name, &settings.query, backend)?;
+    let import_query = settings
+        .import_query
+        .as_ref()
+        .map(|setting| choose_statement(name, "import_query", setting, backend, check_import_query))
+        .transpose()?;
+    let count_query = settings
+        .count_query
+        .as_ref()
+        .map(|setting| choose_statement(name, "count_query", setting, backend, check_count_query))
+        .transpose()?;
     let pattern = compile_key_pattern(name, &settings.pattern, settings.sample.as_deref(), &settings.hash_input)?;
     if !(1..=MAX_CONNECTIONS).contains(&settings.max_connections) {
         return Err(error(format!("`max_connections` must be between 1 and {MAX_CONNECTIONS}")));
@@ -305,6 +325,8 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
         connect_timeout,
         query_timeout: Duration::from_secs(settings.query_timeout_seconds),
         cache,
+        import_query,
+        count_query,
     }))
 }
 
@@ -358,6 +380,69 @@ fn choose_query(name: &str, setting: &QuerySetting, backend: Backend) -> Result<
     };
     check_query(&query, backend).map_err(error)?;
     Ok(query)
+}
+
+/// Chooses the statement of the setting `key` for `backend` and checks it with `check`.
+fn choose_statement(
+    name: &str,
+    key: &str,
+    setting: &QuerySetting,
+    backend: Backend,
+    check: fn(&str, Backend) -> Result<(), String>,
+) -> Result<String, AdapterConfigError> {
+    let error = |message: String| AdapterConfigError::adapter(name, message);
+    let statement = match setting {
+        QuerySetting::One(statement) => statement.clone(),
+        QuerySetting::PerBackend(statements) => match backend {
+            Backend::Postgres => statements.postgres.clone(),
+            Backend::Mysql => statements.mysql.clone(),
+            Backend::Sqlite => statements.sqlite.clone(),
+        }
+        .ok_or_else(|| error(format!("`{key}` has no entry for {}, the database of `url`", backend.name())))?,
+    };
+    check(&statement, backend).map_err(|problem| error(format!("`{key}`: {problem}")))?;
+    Ok(statement)
+}
+
+/// Checks that an `import_query` is one SELECT with two placeholders in the style of
+/// `backend`: the last lookup value read and the page size.
+fn check_import_query(query: &str, backend: Backend) -> Result<(), String> {
+    let code = check_single_select(query)?;
+    let valid = match backend {
+        Backend::Postgres | Backend::Sqlite => code.contains("$1") && code.contains("$2") && !code.contains("$3") && !code.contains('?'),
+        Backend::Mysql => code.matches('?').count() == 2 && !code.contains('$'),
+    };
+    if !valid {
+        let placeholders = if backend == Backend::Mysql { "two ?" } else { "$1 and $2" };
+        return Err(format!(
+            "the statement for {} must have exactly the placeholders {placeholders}: the last lookup value read and the page size",
+            backend.name()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a `count_query` is one SELECT without placeholders.
+fn check_count_query(query: &str, _backend: Backend) -> Result<(), String> {
+    let code = check_single_select(query)?;
+    if code.contains("$1") || code.contains('?') {
+        return Err("the statement must have no placeholders".to_owned());
+    }
+    Ok(())
+}
+
+/// Checks that `query` is a single SELECT (or WITH) statement and returns it without the
+/// contents of string literals.
+fn check_single_select(query: &str) -> Result<String, String> {
+    let trimmed = query.trim().trim_end_matches(';').trim_end();
+    let first_word = trimmed.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    if first_word != "SELECT" && first_word != "WITH" {
+        return Err("the statement must be a SELECT".to_owned());
+    }
+    if trimmed.contains(';') {
+        return Err("the setting must hold a single statement".to_owned());
+    }
+    Ok(strip_string_literals(trimmed))
 }
 
 /// Checks that `query` is one SELECT with exactly one placeholder in the style of `backend`.

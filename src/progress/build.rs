@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::load::{Inputs, DAY, HOUR, WEEK};
 use super::{
-    AdapterPhase, Burndown, BurndownDay, FailureCount, Inventory, LegacyCredential,
-    ProgressReport, Scope, Share, TenantReadiness, Traffic, TrafficBucket,
+    AdapterPhase, Burndown, BurndownDay, FailureCount, Inventory, LegacyCredential, ProgressReport,
+    Scope, Share, TenantReadiness, Traffic, TrafficBucket,
 };
 use crate::app::App;
 use crate::clock::to_rfc3339;
@@ -37,7 +37,7 @@ pub fn classify(source: &str, adapter: Option<&str>) -> SourceClass {
 /// What the report covers and the facts it needs besides the rows: the tenant tree and phases.
 pub struct Context {
     pub now: i64,
-    pub tenant: String,
+    pub tenant: Option<String>,
     pub adapter: Option<String>,
     pub ready_after_days: u32,
     pub include_untenanted: bool,
@@ -59,8 +59,11 @@ impl Context {
         let in_subtree = {
             let directory = directory.clone();
             let root = root.clone();
-            move |tenant: &str| {
-                TenantId::parse(tenant).is_ok_and(|tenant| directory.is_within(&tenant, &root))
+            move |tenant: &str| match &root {
+                None => true,
+                Some(root) => {
+                    TenantId::parse(tenant).is_ok_and(|tenant| directory.is_within(&tenant, root))
+                }
             }
         };
         let adapters: Vec<_> = app
@@ -68,7 +71,12 @@ impl Context {
             .adapters()
             .all()
             .iter()
-            .filter(|adapter| scope.adapter.as_ref().is_none_or(|name| *name == adapter.name))
+            .filter(|adapter| {
+                scope
+                    .adapter
+                    .as_ref()
+                    .is_none_or(|name| *name == adapter.name)
+            })
             .cloned()
             .collect();
         let phase_at = |tenant: Option<&TenantId>| -> Vec<AdapterPhase> {
@@ -89,7 +97,10 @@ impl Context {
         };
         let tenants: Vec<TenantRecord> = tenants
             .into_iter()
-            .filter(|tenant| directory.is_within(&tenant.id, &root))
+            .filter(|tenant| {
+                root.as_ref()
+                    .is_none_or(|root| directory.is_within(&tenant.id, root))
+            })
             .collect();
         let tenant_phases = tenants
             .iter()
@@ -97,7 +108,7 @@ impl Context {
             .collect();
         Self {
             now,
-            tenant: root.to_string(),
+            tenant: root.as_ref().map(ToString::to_string),
             adapter: scope.adapter.clone(),
             ready_after_days: app.config.progress.ready_after_days,
             include_untenanted: scope.include_untenanted,
@@ -194,7 +205,10 @@ pub fn traffic(inputs: &Inputs, context: &Context) -> Traffic {
         if class != SourceClass::Native && !context.adapter_matches(row.adapter.as_deref()) {
             continue;
         }
-        if let Some(hour) = usize::try_from(row.hour).ok().and_then(|h| hours.get_mut(h)) {
+        if let Some(hour) = usize::try_from(row.hour)
+            .ok()
+            .and_then(|h| hours.get_mut(h))
+        {
             add(hour, class, row.count);
         }
     }
@@ -230,7 +244,12 @@ pub fn credentials(inputs: &Inputs, context: &Context) -> Vec<LegacyCredential> 
     let native_use: HashMap<(&str, &str), i64> = inputs
         .native_use
         .iter()
-        .map(|row| ((row.tenant_id.as_str(), row.machine_id.as_str()), row.last_seen))
+        .map(|row| {
+            (
+                (row.tenant_id.as_str(), row.machine_id.as_str()),
+                row.last_seen,
+            )
+        })
         .collect();
     let links: HashMap<&str, _> = inputs
         .links
@@ -260,7 +279,10 @@ pub fn credentials(inputs: &Inputs, context: &Context) -> Vec<LegacyCredential> 
             last_seen_unix: Some(row.last_seen),
         });
         entry.uses += row.uses;
-        if entry.last_seen_unix.is_some_and(|last| row.last_seen > last) {
+        if entry
+            .last_seen_unix
+            .is_some_and(|last| row.last_seen > last)
+        {
             entry.tenant_id = row.tenant_id.clone();
             entry.owner = row.machine_id.clone();
             entry.last_seen = Some(to_rfc3339(row.last_seen));
@@ -272,7 +294,9 @@ pub fn credentials(inputs: &Inputs, context: &Context) -> Vec<LegacyCredential> 
         }
     }
     for link in &inputs.links {
-        if !context.tenant_visible(Some(&link.tenant_id)) || !context.adapter_matches(Some(&link.adapter)) {
+        if !context.tenant_visible(Some(&link.tenant_id))
+            || !context.adapter_matches(Some(&link.adapter))
+        {
             continue;
         }
         merged
@@ -297,7 +321,11 @@ pub fn credentials(inputs: &Inputs, context: &Context) -> Vec<LegacyCredential> 
             credential.migrated = true;
             credential.replacement_key_id = Some(link.api_key_id.clone());
         }
-        let replaced = match (&credential.tenant_id, &credential.owner, credential.last_seen_unix) {
+        let replaced = match (
+            &credential.tenant_id,
+            &credential.owner,
+            credential.last_seen_unix,
+        ) {
             (Some(tenant), Some(owner), Some(last)) => native_use
                 .get(&(tenant.as_str(), owner.as_str()))
                 .is_some_and(|native_last| *native_last > last),
@@ -362,7 +390,11 @@ fn failures(inputs: &Inputs, context: &Context) -> Vec<FailureCount> {
         }
     }
     let mut list: Vec<FailureCount> = per_reason.into_values().collect();
-    list.sort_by(|a, b| b.last_week.cmp(&a.last_week).then_with(|| a.reason.cmp(&b.reason)));
+    list.sort_by(|a, b| {
+        b.last_week
+            .cmp(&a.last_week)
+            .then_with(|| a.reason.cmp(&b.reason))
+    });
     list
 }
 
@@ -437,7 +469,10 @@ pub fn burndown(inputs: &Inputs, context: &Context) -> Burndown {
         {
             continue;
         }
-        if let Some(day) = usize::try_from(row.day).ok().and_then(|d| per_day.get_mut(d)) {
+        if let Some(day) = usize::try_from(row.day)
+            .ok()
+            .and_then(|d| per_day.get_mut(d))
+        {
             day.insert(row.fingerprint.as_str());
         }
     }
@@ -472,12 +507,12 @@ mod tests {
     const NOW: i64 = 1_704_067_200 + 30 * DAY;
 
     /// Builds a context without a running daemon: `tenants` are the whole subtree.
-        fn plain_context(now: i64, tenants: &[&str], ready_after_days: u32) -> Context {
+    fn plain_context(now: i64, tenants: &[&str], ready_after_days: u32) -> Context {
         let owned: Vec<String> = tenants.iter().map(|t| (*t).to_owned()).collect();
         let members = owned.clone();
         Context {
             now,
-            tenant: owned.first().cloned().unwrap_or_default(),
+            tenant: owned.first().cloned(),
             adapter: None,
             ready_after_days,
             include_untenanted: true,
@@ -491,8 +526,14 @@ mod tests {
     #[test]
     fn classify_by_source_and_adapter() {
         assert_eq!(classify("native", None), SourceClass::Native);
-        assert_eq!(classify("native", Some("old-idp")), SourceClass::LegacyTranslated);
-        assert_eq!(classify("old-idp", Some("old-idp")), SourceClass::LegacyDirect);
+        assert_eq!(
+            classify("native", Some("old-idp")),
+            SourceClass::LegacyTranslated
+        );
+        assert_eq!(
+            classify("old-idp", Some("old-idp")),
+            SourceClass::LegacyDirect
+        );
     }
 
     #[test]
@@ -539,7 +580,9 @@ mod tests {
         };
         for k in 0..7 {
             for day in 0..(7 - k) {
-                inputs.daily_use.push(daily(day, &format!("sha256:{k:016}")));
+                inputs
+                    .daily_use
+                    .push(daily(day, &format!("sha256:{k:016}")));
             }
         }
         let context = plain_context(NOW, &["t1"], 7);

@@ -11,6 +11,7 @@
 //! credential, recorded with source `native` and the originating adapter).
 
 pub mod build;
+pub mod html;
 pub mod load;
 
 use serde::Serialize;
@@ -28,8 +29,8 @@ pub struct Scope {
     /// Only this legacy adapter's credentials and traffic. Native traffic, which belongs to no
     /// adapter, is kept so that shares stay comparable.
     pub adapter: Option<String>,
-    /// Only this tenant and its sub-tenants.
-    pub tenant: TenantId,
+    /// Only this tenant and its sub-tenants; `None` covers every tenant (for the CLI).
+    pub tenant: Option<TenantId>,
     /// Whether events that name no tenant (failures of unrecognised credentials) are included;
     /// only for a root tenant without a tenant filter, as in the audit API.
     pub include_untenanted: bool,
@@ -176,7 +177,8 @@ pub struct Burndown {
 pub struct ProgressReport {
     /// RFC 3339 time the report was computed for; every window ends here.
     pub generated_at: String,
-    pub tenant_id: String,
+    /// The root of the subtree covered; absent when the report covers every tenant.
+    pub tenant_id: Option<String>,
     pub adapter: Option<String>,
     pub ready_after_days: u32,
     pub traffic: Traffic,

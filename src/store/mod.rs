@@ -6,6 +6,7 @@
 //! portable `Any` types cover every column.
 
 mod api_keys;
+mod legacy_keys;
 mod legacy_links;
 mod machines;
 mod phases;
@@ -15,6 +16,7 @@ mod signing_keys;
 mod tenants;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use legacy_keys::{LegacyImportBatch, LegacyImportCursor, LegacyKeyData, LegacyKeyRecord};
 pub use legacy_links::LegacyLink;
 pub use machines::{MachineRecord, NewMachine};
 pub use phases::{PhaseChangeRecord, PhaseExceptionRecord};

@@ -38,7 +38,7 @@ pub fn admin_scope(
     let is_root = app.directory.path_to_root(&caller.tenant_id).len() == 1;
     Ok(Scope {
         adapter: adapter.filter(|name| !name.is_empty()),
-        tenant,
+        tenant: Some(tenant),
         include_untenanted: is_root && tenant_id.is_none(),
     })
 }
@@ -142,7 +142,10 @@ async fn legacy_credentials(
         })
         .collect();
     let end = offset.saturating_add(limit).min(matching.len());
-    let page = matching.get(offset..end).map(<[_]>::to_vec).unwrap_or_default();
+    let page = matching
+        .get(offset..end)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
     Ok(Json(CredentialPage {
         credentials: page,
         next_cursor: (end < matching.len()).then(|| end.to_string()),
