@@ -36,7 +36,9 @@ CONNECTIONS=32
 PACING_DELAY_MS=10
 
 WORK=$(mktemp -d /tmp/authbridge-bench.XXXXXX)
-RESULTS="$WORK/results"
+# Raw wrk outputs, crypto rates and profiles of the last run, kept for bench/report.py.
+RESULTS="$BENCH/results"
+rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 SERVER_PIDS=()
 

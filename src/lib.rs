@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod crypto;

@@ -24,6 +24,7 @@ pub async fn run(
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let (stop_sender, stop_receiver) = watch::channel(false);
     let resync = tokio::spawn(resync_loop(app.clone(), stop_receiver.clone()));
+    crate::cluster::start(&app);
 
     let router = crate::http::router(app.clone());
     let mut stopped = stop_receiver.clone();

@@ -2,8 +2,7 @@
 """Create a djangorestframework-api-key 3.x key table in SQLite and add one key per owner.
 
 Standard library only. The table is the one Django's migrations create for
-djangorestframework-api-key 3.1 on SQLite, and each row is stored as the library stores it:
-the key is `<prefix>.<secret>` (8 and 32 characters of [A-Za-z0-9]), `hashed_key` is
+djangorestframework-api-key 3.1 on SQLite. Each row is stored as the library stores it. The key is `<prefix>.<secret>` (8 and 32 characters of [A-Za-z0-9]), `hashed_key` is
 `sha512$$` followed by the hex SHA-512 of the whole key, and `id` is `<prefix>.<hashed_key>`.
 Prints a JSON object from each owner (the row's `name`) to its key.
 

@@ -77,16 +77,18 @@ json() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
-# Runs an authbridge command; its log lines go to the run's log, its output to the terminal.
+# Runs an authbridge command. Its log lines go to the run's log and its output to the terminal.
+# NOTE: in the default batched audit mode a CLI command can exit before its audit event is
+# written, so the CLI runs in sync mode, which returns only after the event is committed.
 authbridge() {
-    "$AUTHBRIDGE" --config "$CONFIG" "$@" 2>>"$WORK/cli.log"
+    AUTHBRIDGE_AUDIT__MODE=sync "$AUTHBRIDGE" --config "$CONFIG" "$@" 2>>"$WORK/cli.log"
 }
 
 rfc3339_in() {
     python3 -c 'import sys, datetime; t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=int(sys.argv[1])); print(t.strftime("%Y-%m-%dT%H:%M:%SZ"))' "$1"
 }
 
-# Calls the admin API and prints the response body; fails on a status of 400 or more.
+# Calls the admin API and prints the response body. Fails on a status of 400 or more.
 admin() {
     local method=$1 path=$2 body=${3:-}
     local args=(-sS -o "$WORK/admin.body" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $ADMIN_KEY")
@@ -96,7 +98,7 @@ admin() {
     local status
     status=$(curl "${args[@]}" "$AB$path")
     if ((status >= 400)); then
-        echo "admin API $method $path answered $status: $(cat "$WORK/admin.body")" >&2
+        echo "admin API $method $path returned $status: $(cat "$WORK/admin.body")" >&2
         return 1
     fi
     cat "$WORK/admin.body"
@@ -115,7 +117,7 @@ start_daemon() {
         fi
         sleep 0.1
     done
-    echo "authbridge did not answer $AB/healthz within 30 s" >&2
+    echo "authbridge did not respond at $AB/healthz within 30 s" >&2
     return 1
 }
 
@@ -125,7 +127,7 @@ stop_daemon() {
     DAEMON_PID=""
 }
 
-# Prints the verify API's answer for one credential on one line.
+# Prints the verify API's response for one credential on one line.
 show() {
     local label=$1 credential=$2 status
     status=$(curl -sS -o "$WORK/verify.body" -D "$WORK/verify.headers" -w '%{http_code}' \
@@ -166,7 +168,7 @@ show_all() {
     fi
 }
 
-# Waits until the daemon reports PHASE for ADAPTER; a change made with the CLI reaches a
+# Waits until the daemon reports PHASE for ADAPTER. A change made with the CLI reaches a
 # running daemon at its next resync, at most 10 seconds later.
 wait_for_phase() {
     local adapter=$1 phase=$2
@@ -196,7 +198,7 @@ wait_for_status() {
     return 1
 }
 
-# Exchanges a legacy credential at the token endpoint (RFC 8693); prints the JSON answer.
+# Exchanges a legacy credential at the token endpoint (RFC 8693) and prints the JSON response.
 exchange() {
     local subject=$1 subject_type=$2 requested_type=$3
     curl -sS -X POST "$AB/oauth/token" \
@@ -255,7 +257,7 @@ preset = "drf-api-key"
 url = "sqlite://$WORK/legacy.sqlite3"
 phase = "shadow"
 
-# The key's name is "<org>:<purpose>"; the preset copies it to the claim "owner".
+# The preset copies the key's name, "<org>:<purpose>", to the claim "owner".
 [adapters.mapping]
 tenant = { claim = "owner", regex = '^(?P<org>[a-z]+):', capture = "org", table = { acme = "$ACME", globex = "$GLOBEX" } }
 machine = { claim = "owner" }

@@ -108,6 +108,7 @@ impl App {
         };
         self.store.insert_phase_change(&change).await?;
         self.phases.reload(&self.store, now).await?;
+        self.announce(crate::cluster::Change::Phases).await;
         let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid").with_detail(serde_json::json!({
             "adapter": adapter,
             "phase": change.phase,
@@ -156,6 +157,7 @@ impl App {
         };
         self.store.insert_phase_exception(&exception).await?;
         self.phases.reload(&self.store, now).await?;
+        self.announce(crate::cluster::Change::Phases).await;
         let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid").with_detail(serde_json::json!({
             "adapter": adapter,
             "exceptionUntil": to_rfc3339(expires_at),

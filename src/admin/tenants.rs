@@ -88,6 +88,8 @@ impl App {
             match self.store.insert_tenant(&tenant).await {
                 Ok(()) => {
                     self.directory.upsert(&tenant);
+        self.announce(crate::cluster::Change::Tenants).await;
+                    self.announce(crate::cluster::Change::Tenants).await;
                     return Ok(tenant);
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -136,6 +138,7 @@ impl App {
         }
         self.directory.remove(id);
         self.verifier.api_key_cache().clear();
+        self.announce(crate::cluster::Change::Tenants).await;
         Ok(())
     }
 }

@@ -222,6 +222,7 @@ pub async fn keys(app: &App, command: KeyCommand) -> anyhow::Result<()> {
 pub async fn signing_keys(app: &App, command: SigningKeyCommand) -> anyhow::Result<()> {
     if let SigningKeyCommand::Rotate = command {
         app.keyring.rotate(app.clock.now()).await?;
+        app.announce(crate::cluster::Change::SigningKeys).await;
     }
     print_json(&app.keyring.summaries())
 }

@@ -3,6 +3,7 @@
 
 mod adapters;
 mod audit;
+mod import;
 mod manage;
 mod phase;
 mod progress;
@@ -68,6 +69,8 @@ pub enum Command {
     /// List and check the legacy adapters.
     #[command(subcommand)]
     Adapters(adapters::AdapterCommand),
+    /// Import the keys of a `sql_keys` legacy adapter into the daemon's store.
+    Import(import::ImportArgs),
     /// Print the migration progress report: traffic share, legacy credentials, readiness.
     Progress(progress::ProgressArgs),
 }
@@ -139,6 +142,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
         Command::Phase(command) => phase::phase(&*open(config).await?, command).await,
         Command::Adapters(command) => adapters::adapters(&*open(config).await?, command).await,
+        Command::Import(args) => import::import(&*open(config).await?, args).await,
         Command::Progress(args) => progress::progress(&*open(config).await?, args).await,
     }
 }

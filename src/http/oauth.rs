@@ -520,6 +520,7 @@ async fn revoke_verified(
                 .await
                 .map_err(|_| OAuthError::unavailable())?;
             app.revocations.insert(jti.clone(), expires_at);
+            app.announce(crate::cluster::Change::TokenRevoked { jti: jti.clone(), expires_at }).await;
             tracing::info!(token.jti = %jti, tenant.id = %identity.tenant_id, "revoked access token");
         }
         CredentialKind::ApiKey => {

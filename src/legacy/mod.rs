@@ -9,6 +9,8 @@
 pub mod config;
 pub mod file_keys;
 pub mod hash;
+pub mod import;
+pub(crate) mod imported;
 pub mod introspection;
 pub mod jwt;
 pub mod mapping;
@@ -88,6 +90,12 @@ pub trait LegacyVerifier: Send + Sync {
     /// Returns an example credential that matches [`Self::pattern`], used at startup to detect
     /// two adapters whose patterns overlap.
     fn sample(&self) -> Option<&str> {
+        None
+    }
+
+    /// Returns the adapter as a `sql_keys` adapter, whose keys can be imported and verified
+    /// from the imported copy. `None` for other kinds.
+    fn sql_keys(&self) -> Option<&sql_keys::SqlKeysAdapter> {
         None
     }
 }

@@ -527,15 +527,31 @@ impl LegacyVerifier for SqlKeysAdapter {
     fn sample(&self) -> Option<&str> {
         self.sample.as_deref()
     }
+
+    fn sql_keys(&self) -> Option<&SqlKeysAdapter> {
+        Some(self)
+    }
 }
 
 impl SqlKeysAdapter {
     async fn verify_uncached(&self, credential: &str, captures: &Captures<'_>, now: i64) -> Result<LegacyClaims, Reason> {
+        let record = self.find_record(credential, captures).await?;
+        record_claims(&self.pattern, credential, record, now)
+    }
+
+    /// Returns the value bound to `query` for a key: the `lookup` capture, or its digest when
+    /// `lookup_hash` is set.
+    fn lookup_value_of(&self, captures: &Captures<'_>) -> String {
         let lookup = captures.name(LOOKUP_CAPTURE).map(|m| m.as_str()).unwrap_or_default();
-        let lookup_value = match &self.lookup_hash {
+        match &self.lookup_hash {
             Some(lookup_hash) => lookup_hash.digest(lookup),
             None => lookup.to_owned(),
-        };
+        }
+    }
+
+    /// Reads the rows of the key's lookup value and returns the one whose hash matches.
+    async fn find_record(&self, credential: &str, captures: &Captures<'_>) -> Result<KeyRecord, Reason> {
+        let lookup_value = self.lookup_value_of(captures);
         let rows = self.fetch_rows(&lookup_value).await?;
         if rows.len() > MAX_ROWS {
             tracing::warn!(
@@ -558,8 +574,7 @@ impl SqlKeysAdapter {
             Reason::LegacyUnavailable
         })?;
         let matched = match_record(&self.name, &self.hash, &self.hash_limits, input, records).await?;
-        let record = matched.ok_or(Reason::UnknownCredential)?;
-        record_claims(&self.pattern, credential, record, now)
+        matched.ok_or(Reason::UnknownCredential)
     }
 
     /// Runs the query for one lookup value. Every failure is logged and gives
@@ -588,6 +603,131 @@ impl SqlKeysAdapter {
                 Err(Reason::LegacyUnavailable)
             }
         }
+    }
+}
+
+/// One row of `import_query`: the lookup value and the key's fields, or why the row cannot be
+/// read.
+pub(super) struct ImportRow {
+    pub lookup: String,
+    pub record: Result<KeyRecord, String>,
+    /// The row's `updated_at` column, when the query returns one.
+    pub source_updated_at: Option<i64>,
+}
+
+/// Name of the `import_query` column that holds the lookup value.
+pub(super) const IMPORT_LOOKUP_COLUMN: &str = "lookup";
+/// Name of the optional `import_query` column with the row's last change in the legacy store.
+const IMPORT_UPDATED_COLUMN: &str = "updated_at";
+
+/// Import and verification from the imported copy (see `super::import` and `super::imported`).
+impl SqlKeysAdapter {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration name of the hash scheme, stored with every imported key.
+    pub fn hash_scheme_name(&self) -> &'static str {
+        self.hash.name()
+    }
+
+    pub fn has_import_query(&self) -> bool {
+        self.import_query.is_some()
+    }
+
+    /// Returns the value `query` binds for `credential`, or `None` when the pattern does not
+    /// match it.
+    pub(super) fn lookup_value(&self, credential: &str) -> Option<String> {
+        self.pattern.captures(credential).map(|captures| self.lookup_value_of(&captures))
+    }
+
+    /// Reads one page of `import_query`: the rows after the lookup value `after`, at most
+    /// `limit` of them. A row that cannot be read is returned with the problem, so the import
+    /// can skip it and still move past it. A missing or NULL `lookup` column fails the page.
+    pub(super) async fn fetch_import_page(&self, after: &str, limit: u32) -> Result<Vec<ImportRow>, String> {
+        let Some(statement) = &self.import_query else {
+            return Err(format!("adapter {:?} has no `import_query`", self.name));
+        };
+        // NOTE: no timeout, unlike `query`: the operator runs the import and can interrupt it.
+        let rows = sqlx::query(statement)
+            .bind(after.to_owned())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| format!("`import_query` failed: {error}"))?;
+        rows.iter()
+            .map(|row| {
+                let lookup = match column_value(row, IMPORT_LOOKUP_COLUMN)? {
+                    Value::String(text) => text,
+                    Value::Number(number) => number.to_string(),
+                    _ => return Err(format!("`import_query` returned a row whose column {IMPORT_LOOKUP_COLUMN:?} is NULL or not text")),
+                };
+                let source_updated_at = match row.try_get_raw(IMPORT_UPDATED_COLUMN) {
+                    Ok(_) => column_value(row, IMPORT_UPDATED_COLUMN)?,
+                    Err(_) => Value::Null,
+                };
+                let record = read_row(row, &self.columns);
+                let source_updated_at = match &source_updated_at {
+                    Value::Null => None,
+                    value => Some(parse_time(value).map_err(|_| format!("column {IMPORT_UPDATED_COLUMN:?} is neither Unix seconds nor a date-time"))?),
+                };
+                Ok(ImportRow {
+                    lookup,
+                    record,
+                    source_updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `count_query`; `None` when the adapter has none.
+    pub(super) async fn count_import_rows(&self) -> Result<Option<u64>, String> {
+        let Some(statement) = &self.count_query else {
+            return Ok(None);
+        };
+        let row = sqlx::query(statement)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| format!("`count_query` failed: {error}"))?;
+        let count: i64 = row.try_get(0).map_err(|error| format!("`count_query` returned no integer count: {error}"))?;
+        Ok(Some(u64::try_from(count).unwrap_or(0)))
+    }
+
+    /// Verifies `credential` against the live legacy store and also returns the matched row, for
+    /// lazy import. A cached rejection is reused; a valid result is cached as `verify` does.
+    pub(super) async fn verify_with_record(&self, credential: &str, now: i64) -> Result<(LegacyClaims, KeyRecord), Reason> {
+        let Some(captures) = self.pattern.captures(credential) else {
+            return Err(Reason::Malformed);
+        };
+        let cache_key = ResultCache::key(credential);
+        if let Some(Err(reason)) = self.cache.get(&cache_key, now) {
+            return Err(reason);
+        }
+        let result = match self.find_record(credential, &captures).await {
+            Ok(record) => record_claims(&self.pattern, credential, record.clone(), now).map(|claims| (claims, record)),
+            Err(reason) => Err(reason),
+        };
+        let cached = result.as_ref().map(|(claims, _)| claims.clone()).map_err(|reason| *reason);
+        self.cache.store(cache_key, &cached, now);
+        result
+    }
+
+    /// Checks `credential` against one imported record's legacy hash. `Ok(false)` is a wrong key.
+    pub(super) async fn matches_record(&self, credential: &str, record: KeyRecord) -> Result<bool, Reason> {
+        let Some(captures) = self.pattern.captures(credential) else {
+            return Err(Reason::Malformed);
+        };
+        let input = hash_input_bytes(&self.pattern, credential, &captures, &self.hash_input).map_err(|problem| {
+            tracing::error!(adapter.name = %self.name, %problem, "hash input cannot be selected");
+            Reason::LegacyUnavailable
+        })?;
+        let matched = match_record(&self.name, &self.hash, &self.hash_limits, input, vec![record]).await?;
+        Ok(matched.is_some())
+    }
+
+    /// Decides a matched record as the live path does: revoked, expired, or valid with claims.
+    pub(super) fn claims_of(&self, credential: &str, record: KeyRecord, now: i64) -> Result<LegacyClaims, Reason> {
+        record_claims(&self.pattern, credential, record, now)
     }
 }
 

@@ -22,7 +22,16 @@ impl Verifier {
         if adapter_wide.phase == Phase::Enforce && !self.phases.has_tenant_rules(&adapter.name, now) {
             return Err(Reason::LegacyRetired);
         }
-        let claims = adapter.verifier.verify(credential, now).await?;
+        // In `shadow` the live legacy source decides. In the later phases a `sql_keys` key
+        // verifies from the imported copy, and a key not yet imported is imported lazily.
+        // NOTE: the path is chosen by the adapter-wide phase, before the tenant is known, so a
+        // tenant override back to `shadow` still verifies from the imported copy.
+        let claims = match adapter.verifier.sql_keys() {
+            Some(keys) if adapter_wide.phase != Phase::Shadow => {
+                crate::legacy::imported::verify(&self.store, &self.pepper, keys, credential, now).await?
+            }
+            _ => adapter.verifier.verify(credential, now).await?,
+        };
         let mapped = adapter
             .mapping
             .apply(&claims.claims, claims.subject.as_deref())

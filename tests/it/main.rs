@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod cluster;
 mod common;
 mod e2e;
 mod exchange;

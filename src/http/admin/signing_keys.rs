@@ -53,6 +53,7 @@ async fn rotate_signing_keys(
             other => ApiError::Internal(other.to_string()),
         })?;
     let kid = app.keyring.current().kid.clone();
+    app.announce(crate::cluster::Change::SigningKeys).await;
     tracing::info!(%kid, "rotated signing keys");
     caller
         .audit(
