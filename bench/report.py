@@ -314,10 +314,14 @@ def main():
         out += ["perf could not record on this machine, so this run has no profiles.", ""]
     for name in profiles:
         case = name[: -len(".perf.txt")]
-        text = open(os.path.join(options.results, name), encoding="utf-8").read().strip()
+        with open(os.path.join(options.results, name), encoding="utf-8") as profile:
+            lines = [line.rstrip().rstrip("- ").strip() for line in profile]
+        text = "\n".join(line for line in lines if line)
+        by_thread = any("[k]" not in line and "[.]" not in line for line in lines if line)
+        order = "by thread name, then " if by_thread else ""
         out += [
             f"`perf record -F 499 -g` of the daemon during the `{case}` case at full load; "
-            "self time by shared object and symbol, entries of 1.5 % and more:",
+            f"self time {order}by shared object and symbol (entries of 1.5 % and more):",
             "",
             "```",
             text or "(perf report printed nothing)",

@@ -141,8 +141,11 @@ profile() {
     perf record -q -F 499 -g -p "$pid" -o "$WORK/$name.perf.data" -- sleep $((SECONDS_PER_CASE > 3 ? SECONDS_PER_CASE - 2 : 1)) \
         >/dev/null 2>&1 || true
     wait "$load" || true
-    perf report -q --stdio --no-children --sort dso,symbol --percent-limit 1.5 -g none \
-        -i "$WORK/$name.perf.data" 2>/dev/null | sed '/^$/d' | head -40 >"$RESULTS/$name.perf.txt" || true
+    {
+        perf report -q --stdio --no-children --sort comm -g none -i "$WORK/$name.perf.data" 2>/dev/null
+        perf report -q --stdio --no-children --sort dso,symbol --percent-limit 1.5 -g none \
+            -i "$WORK/$name.perf.data" 2>/dev/null
+    } | sed -e 's/[[:space:]-]*$//' -e '/^$/d' | head -40 >"$RESULTS/$name.perf.txt" || true
 }
 
 if [[ "$RUN_PROFILE" == 1 ]] && command -v perf >/dev/null \
@@ -302,7 +305,7 @@ if [[ "$RUN_PEER" == 1 ]]; then
         && (cd "$BENCH/peer" && npm install --no-audit --no-fund --silent >"$WORK/npm.log" 2>&1); then
         PEER_PORT=$(free_port)
         PEER_SECRET=peer-bench-secret-0123456789abcdef
-        node "$BENCH/peer/server.mjs" "$PEER_PORT" bench "$PEER_SECRET" 2>"$WORK/peer.log" &
+        node "$BENCH/peer/server.mjs" "$PEER_PORT" bench "$PEER_SECRET" >"$WORK/peer.log" 2>&1 &
         PEER_PID=$!
         SERVER_PIDS+=("$PEER_PID")
         PEER="http://127.0.0.1:$PEER_PORT"

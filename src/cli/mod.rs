@@ -125,26 +125,32 @@ async fn open(config: Config) -> anyhow::Result<Arc<App>> {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    match command {
-        Command::Serve => serve(config).await,
+    if let Command::Serve = command {
+        return serve(config).await;
+    }
+    let app = open(config).await?;
+    let result = match command {
+        Command::Serve => Ok(()),
         Command::Migrate => {
-            open(config).await?;
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::Bootstrap { name, json } => {
-            manage::bootstrap(&*open(config).await?, &name, json).await
-        }
-        Command::Tenants(command) => manage::tenants(&*open(config).await?, command).await,
-        Command::Machines(command) => manage::machines(&*open(config).await?, command).await,
-        Command::Keys(command) => manage::keys(&*open(config).await?, command).await,
-        Command::SigningKeys(command) => manage::signing_keys(&*open(config).await?, command).await,
-        Command::Audit(command) => audit::audit(&*open(config).await?, command).await,
-        Command::Phase(command) => phase::phase(&*open(config).await?, command).await,
-        Command::Adapters(command) => adapters::adapters(&*open(config).await?, command).await,
-        Command::Import(args) => import::import(&*open(config).await?, args).await,
-        Command::Progress(args) => progress::progress(&*open(config).await?, args).await,
+        Command::Bootstrap { name, json } => manage::bootstrap(&app, &name, json).await,
+        Command::Tenants(command) => manage::tenants(&app, command).await,
+        Command::Machines(command) => manage::machines(&app, command).await,
+        Command::Keys(command) => manage::keys(&app, command).await,
+        Command::SigningKeys(command) => manage::signing_keys(&app, command).await,
+        Command::Audit(command) => audit::audit(&app, command).await,
+        Command::Phase(command) => phase::phase(&app, command).await,
+        Command::Adapters(command) => adapters::adapters(&app, command).await,
+        Command::Import(args) => import::import(&app, args).await,
+        Command::Progress(args) => progress::progress(&app, args).await,
+    };
+    // A command's audit events must be written before the process exits.
+    if let Err(error) = app.audit.shutdown().await {
+        eprintln!("error: audit events of this command may be incomplete: {error}");
     }
+    result
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

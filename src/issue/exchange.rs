@@ -127,10 +127,12 @@ pub async fn exchange(app: &App, request: &ExchangeRequest) -> Result<Exchanged,
         .get(&adapter_name)
         .cloned()
         .ok_or_else(|| ExchangeError::Internal(format!("adapter {adapter_name} vanished")))?;
-    if adapter.exchange.disabled || adapter.phase == Phase::Shadow {
+    // The phase in force for the credential's tenant decides, not the configured one.
+    let phase = identity.phase.map_or(adapter.phase, |in_force| in_force.phase);
+    if adapter.exchange.disabled || phase == Phase::Shadow {
         return Err(ExchangeError::UnauthorizedClient(format!(
             "token exchange is not open for adapter {adapter_name} (phase {})",
-            adapter.phase.as_str()
+            phase.as_str()
         )));
     }
     if !adapter.exchange.clients.is_empty() {

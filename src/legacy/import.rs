@@ -30,7 +30,7 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Ignore an unfinished cursor and read from the first row.
     pub from_start: bool,
-    /// Stop after this many batches, as if interrupted; the next run resumes.
+    /// Stop after this many batches, as if interrupted. The next run resumes.
     pub max_batches: Option<u64>,
 }
 
@@ -98,7 +98,7 @@ pub fn importable(adapter: &Adapter) -> Result<&SqlKeysAdapter, ImportError> {
     Ok(keys)
 }
 
-/// Runs `count_query` of an importable adapter; `None` when it has none.
+/// Runs `count_query` of an importable adapter, or returns `None` when it has none.
 pub async fn count_rows(adapter: &Adapter) -> Result<Option<u64>, ImportError> {
     importable(adapter)?.count_import_rows().await.map_err(ImportError::Legacy)
 }

@@ -114,7 +114,7 @@ pub async fn verify(store: &Store, pepper: &Pepper, adapter: &SqlKeysAdapter, cr
 }
 
 /// Verifies a key that has no imported row against the live legacy store and records a valid
-/// key. A failure to record is logged and does not change the answer.
+/// key. A failure to record is logged and does not change the result.
 async fn import_lazily(
     store: &Store,
     pepper: &Pepper,

@@ -680,7 +680,7 @@ impl SqlKeysAdapter {
             .collect()
     }
 
-    /// Runs `count_query`; `None` when the adapter has none.
+    /// Runs `count_query`, or returns `None` when the adapter has none.
     pub(super) async fn count_import_rows(&self) -> Result<Option<u64>, String> {
         let Some(statement) = &self.count_query else {
             return Ok(None);

@@ -440,3 +440,22 @@ async fn metrics_count_decisions_with_bounded_labels() {
     assert!(text.contains("authbridge_audit_queue_depth"), "{text}");
     assert!(!text.contains(&t.tenant), "no tenant label");
 }
+
+#[tokio::test]
+async fn exchange_follows_the_phase_in_force() {
+    let t = legacy_app("shadow").await;
+    let subject = legacy_token(claims("acme", START + 300));
+    let body = format!("grant_type={EXCHANGE}&subject_token={subject}&subject_token_type={JWT_TYPE}");
+    let closed = exchange(&t, &body).await;
+    assert_eq!(closed.body["error"], "unauthorized_client", "exchange is closed in shadow");
+
+    let dual = authbridge::admin::SetPhase {
+        phase: authbridge::legacy::Phase::Dual,
+        tenant_id: None,
+        at: None,
+        sunset_at: None,
+    };
+    t.app.set_phase("old-idp", &dual, "test").await.expect("set dual");
+    let open = exchange(&t, &body).await;
+    assert_eq!(open.status, 200, "exchange opens with the phase set at run time: {:?}", open.body);
+}

@@ -291,6 +291,8 @@ async fn drf_api_key_cases(vendor: Vendor, test: &str) {
         "name": "django-keys",
         "preset": "drf-api-key",
         "url": db.adapter_url(),
+        // These cases test the live legacy store and its cache, which decide only in `shadow`.
+        "phase": "shadow",
         "query": query_for(vendor, db.preset_query("drf-api-key", API_KEY_TABLE)),
         "mapping": { "tenant": { "default": tenant.as_str() }, "roles": { "default": ["reader"] } },
     });

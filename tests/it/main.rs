@@ -8,6 +8,7 @@ mod common;
 mod e2e;
 mod exchange;
 mod hardening;
+mod import;
 mod interop;
 mod isolation;
 mod jwt_cases;

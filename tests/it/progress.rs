@@ -50,7 +50,7 @@ fn legacy_event(k: usize, tenant: &TenantId) -> AuditEvent {
 /// Root R with sub-tenants A and B, and a second root that R's admin must never see.
 ///
 /// Legacy credential k (0 to 6) of tenant A (k even) or B (k odd) is verified once on each of
-/// days 0 to 6 - k of the week before `NOW`, so day i sees 7 - i distinct credentials.
+/// days 0 to 6 - k of the week before `NOW`, so day i has 7 - i distinct credentials.
 /// Credential 6 is replaced through a legacy link; credential 5's machine `m5` uses translated
 /// tokens after its last legacy use. In the last hours: 10 native verifications in A, 5
 /// translated ones in B, and failures: 3 `expired` without a tenant 3 days ago, 2 `revoked` in A.
