@@ -216,13 +216,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// How the audit trail is written.
+/// Limits on repeated failed verifications per client address.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     /// Failed verifications one client address may make per window before its requests to
-    /// `/v1/verify` and the token endpoint get 429; 0 turns limiting off. Behind a shared proxy
-    /// all clients share the proxy's address. Default 100.
+    /// `/v1/verify` get 429; 0 turns limiting off. Behind a shared proxy all clients share the
+    /// proxy's address. Default 100.
     pub failures_per_window: u32,
     /// Length of the window in seconds. Default 60.
     pub window_seconds: u64,
@@ -237,6 +237,7 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// How the audit trail is written.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {

@@ -16,6 +16,7 @@
 
 pub mod chain;
 pub mod export;
+pub mod report;
 pub mod store;
 mod writer;
 

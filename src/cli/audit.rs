@@ -26,11 +26,31 @@ pub enum AuditCommand {
         #[arg(long, value_name = "RFC3339")]
         until: Option<String>,
     },
+    /// Print the compliance report of a tenant subtree (or of every tenant) for a period.
+    Report {
+        /// The tenant whose subtree to report on; default every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Start of the period (inclusive).
+        #[arg(long, value_name = "RFC3339")]
+        since: String,
+        /// End of the period (exclusive); default now.
+        #[arg(long, value_name = "RFC3339")]
+        until: Option<String>,
+    },
 }
 
 pub async fn audit(app: &App, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify => verify(app).await,
+        AuditCommand::Report { tenant, since, until } => {
+            let tenant = tenant.as_deref().map(crate::ids::TenantId::parse).transpose()?;
+            let since = parse_time("--since", Some(&since))?.unwrap_or_default();
+            let until = parse_time("--until", until.as_deref())?.unwrap_or_else(|| app.clock.now() + 1);
+            let report = crate::audit::report::compliance_report(&app.store, &app.directory, tenant.as_ref(), since, until).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         AuditCommand::Export {
             format,
             since,

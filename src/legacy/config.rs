@@ -11,7 +11,7 @@ use super::presets;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// The legacy source decides; the daemon's own path runs beside it for comparison.
+    /// The legacy source decides; answers carry no deprecation headers and exchange is closed.
     Shadow,
     /// Legacy credentials are accepted and answers carry a `Deprecation` header.
     #[default]

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod audit_report;
 mod bad_input;
 mod cluster;
 mod common;

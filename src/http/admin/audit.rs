@@ -24,7 +24,46 @@ const DEFAULT_LIMIT: i64 = 100;
 const SCAN_FACTOR: i64 = 10;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit_events))
+    OpenApiRouter::new()
+        .routes(routes!(list_audit_events))
+        .routes(routes!(audit_report))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReportQuery {
+    /// The subtree to report on; default the caller's tenant.
+    tenant_id: Option<String>,
+    /// RFC 3339 start of the period (inclusive).
+    since: String,
+    /// RFC 3339 end of the period (exclusive); default now.
+    until: Option<String>,
+}
+
+/// Compliance report of a tenant subtree for a period: counts by outcome, reason and action,
+/// out-of-scope attempts, and credentials created, revoked and used.
+#[utoipa::path(get, path = "/v1/audit/report", tag = "audit", params(ReportQuery),
+    responses((status = 200, body = crate::audit::report::ComplianceReport), (status = 400), (status = 404)), security(("bearer" = [])))]
+async fn audit_report(
+    State(app): State<AppState>,
+    caller: AdminCaller,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<crate::audit::report::ComplianceReport>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let tenant = match query.tenant_id.as_deref() {
+        Some(tenant) => caller.tenant_in_scope(&app, tenant)?,
+        None => caller.tenant_id.clone(),
+    };
+    let since = parse_rfc3339(&query.since)
+        .ok_or_else(|| ApiError::BadRequest(format!("since {:?} is not an RFC 3339 time", query.since)))?;
+    let until = match query.until.as_deref() {
+        Some(text) => parse_rfc3339(text).ok_or_else(|| ApiError::BadRequest(format!("until {text:?} is not an RFC 3339 time")))?,
+        None => app.clock.now() + 1,
+    };
+    app.audit.flush().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let report = crate::audit::report::compliance_report(&app.store, &app.directory, Some(&tenant), since, until).await?;
+    Ok(Json(report))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
