@@ -63,7 +63,7 @@ pub struct App {
     pub pepper: Pepper,
     pub clock: SharedClock,
     pub assertion_rules: AssertionRules,
-    pub audit: Audit,
+    pub audit: Arc<Audit>,
     pub phases: Arc<crate::legacy::phases::PhaseBook>,
     /// Failed verifications per client address.
     pub failure_limiter: crate::http::rate_limit::FailureLimiter,
@@ -133,6 +133,7 @@ impl App {
             config.api_keys.cache_capacity,
             Duration::from_secs(config.api_keys.cache_ttl_seconds.max(1)),
         );
+        let audit = Arc::new(Audit::start(store.clone(), &config.audit, clock.clone()));
         let verifier = Verifier::new(
             settings,
             keyring.clone(),
@@ -144,6 +145,7 @@ impl App {
             adapters,
             phases.clone(),
             Arc::new(crate::metrics::Metrics::new()),
+            audit.clone(),
             clock.clone(),
         );
         let issuer = TokenIssuer::new(
@@ -159,7 +161,6 @@ impl App {
             max_lifetime_seconds: config.tokens.max_assertion_lifetime_seconds,
             leeway_seconds: config.tokens.leeway_seconds,
         };
-        let audit = Audit::start(store.clone(), &config.audit, clock.clone());
         let failure_limiter = crate::http::rate_limit::FailureLimiter::new(
             config.rate_limit.failures_per_window,
             config.rate_limit.window_seconds,

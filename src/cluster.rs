@@ -20,9 +20,14 @@ const CHANNEL: &str = "authbridge_changes";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// An access token revoked by `jti`, with its expiry.
-    TokenRevoked { jti: String, expires_at: i64 },
+    TokenRevoked {
+        jti: String,
+        expires_at: i64,
+    },
     /// An API key whose cached row must be dropped, by key hash.
-    ApiKeyChanged { key_hash: String },
+    ApiKeyChanged {
+        key_hash: String,
+    },
     Tenants,
     SigningKeys,
     Phases,
@@ -91,7 +96,11 @@ impl App {
                 reloaded.map_err(|e| e.to_string())
             }
             Change::SigningKeys => self.keyring.reload().await.map_err(|e| e.to_string()),
-            Change::Phases => self.phases.reload(&self.store, now).await.map_err(|e| e.to_string()),
+            Change::Phases => self
+                .phases
+                .reload(&self.store, now)
+                .await
+                .map_err(|e| e.to_string()),
         };
         if let Err(error) = result {
             tracing::warn!(%error, "applying a change from another instance failed; the next resync retries");
@@ -120,7 +129,10 @@ pub async fn listen(app: Weak<App>, database_url: String) {
                                 let Some(app) = app.upgrade() else { return };
                                 match Change::decode(notification.payload()) {
                                     Some(change) => app.apply(change).await,
-                                    None => tracing::warn!(payload = notification.payload(), "ignoring an unknown change notification"),
+                                    None => tracing::warn!(
+                                        payload = notification.payload(),
+                                        "ignoring an unknown change notification"
+                                    ),
                                 }
                             }
                             Err(error) => {
@@ -131,7 +143,9 @@ pub async fn listen(app: Weak<App>, database_url: String) {
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot connect the change listener; retrying in 5 s"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot connect the change listener; retrying in 5 s")
+            }
         }
         // Changes missed while disconnected arrive with the next resync; resync now as well.
         if let Some(app) = app.upgrade() {
@@ -157,8 +171,13 @@ mod tests {
     #[test]
     fn changes_round_trip_through_text() {
         let changes = [
-            Change::TokenRevoked { jti: "abc".to_owned(), expires_at: 42 },
-            Change::ApiKeyChanged { key_hash: "ff00".to_owned() },
+            Change::TokenRevoked {
+                jti: "abc".to_owned(),
+                expires_at: 42,
+            },
+            Change::ApiKeyChanged {
+                key_hash: "ff00".to_owned(),
+            },
             Change::Tenants,
             Change::SigningKeys,
             Change::Phases,

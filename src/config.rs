@@ -282,7 +282,9 @@ pub struct ProgressConfig {
 
 impl Default for ProgressConfig {
     fn default() -> Self {
-        Self { ready_after_days: 7 }
+        Self {
+            ready_after_days: 7,
+        }
     }
 }
 

@@ -57,17 +57,38 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("authbridge");
         let verifications = Family::<VerificationLabels, Counter>::default();
-        registry.register("verifications", "Credentials verified, by source, adapter, outcome and reason", verifications.clone());
+        registry.register(
+            "verifications",
+            "Credentials verified, by source, adapter, outcome and reason",
+            verifications.clone(),
+        );
         // Buckets from 50 µs to about 1.6 s, doubling.
-        let verify_seconds =
-            Family::<SourceLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 16)));
-        registry.register("verify_duration_seconds", "Time to verify one credential, by source", verify_seconds.clone());
+        let verify_seconds = Family::<SourceLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+        });
+        registry.register(
+            "verify_duration_seconds",
+            "Time to verify one credential, by source",
+            verify_seconds.clone(),
+        );
         let token_issues = Family::<OutcomeLabels, Counter>::default();
-        registry.register("token_issues", "client_credentials token requests, by outcome", token_issues.clone());
+        registry.register(
+            "token_issues",
+            "client_credentials token requests, by outcome",
+            token_issues.clone(),
+        );
         let exchanges = Family::<OutcomeLabels, Counter>::default();
-        registry.register("token_exchanges", "RFC 8693 token exchanges, by outcome", exchanges.clone());
+        registry.register(
+            "token_exchanges",
+            "RFC 8693 token exchanges, by outcome",
+            exchanges.clone(),
+        );
         let audit_queue_depth = Gauge::default();
-        registry.register("audit_queue_depth", "Audit events waiting to be written", audit_queue_depth.clone());
+        registry.register(
+            "audit_queue_depth",
+            "Audit events waiting to be written",
+            audit_queue_depth.clone(),
+        );
         Self {
             registry,
             verifications,
@@ -88,26 +109,42 @@ impl Metrics {
         let labels = VerificationLabels {
             source: source.to_owned(),
             adapter,
-            outcome: if decision.is_valid() { "valid" } else { "invalid" }.to_owned(),
+            outcome: if decision.is_valid() {
+                "valid"
+            } else {
+                "invalid"
+            }
+            .to_owned(),
             reason: decision.reason.as_str().to_owned(),
         };
         self.verifications.get_or_create(&labels).inc();
         self.verify_seconds
-            .get_or_create(&SourceLabels { source: source.to_owned() })
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
             .observe(seconds);
     }
 
     pub fn count_token_issue(&self, outcome: &str) {
-        self.token_issues.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.token_issues
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn count_exchange(&self, outcome: &str) {
-        self.exchanges.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.exchanges
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Renders the OpenMetrics text, with the current audit queue depth.
     pub fn render(&self, audit_queue_depth: usize) -> String {
-        self.audit_queue_depth.set(i64::try_from(audit_queue_depth).unwrap_or(i64::MAX));
+        self.audit_queue_depth
+            .set(i64::try_from(audit_queue_depth).unwrap_or(i64::MAX));
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             tracing::error!(%error, "encoding metrics failed");

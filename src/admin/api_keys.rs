@@ -151,7 +151,10 @@ impl App {
             .revoke_api_key(tenant, id, self.clock.now())
             .await?;
         self.verifier.api_key_cache().invalidate(&record.key_hash);
-        self.announce(crate::cluster::Change::ApiKeyChanged { key_hash: record.key_hash.clone() }).await;
+        self.announce(crate::cluster::Change::ApiKeyChanged {
+            key_hash: record.key_hash.clone(),
+        })
+        .await;
         Ok(record)
     }
 
@@ -207,7 +210,10 @@ impl App {
             other => other?,
         }
         self.verifier.api_key_cache().invalidate(&old.key_hash);
-        self.announce(crate::cluster::Change::ApiKeyChanged { key_hash: old.key_hash.clone() }).await;
+        self.announce(crate::cluster::Change::ApiKeyChanged {
+            key_hash: old.key_hash.clone(),
+        })
+        .await;
         Ok((replacement, key))
     }
 }

@@ -142,6 +142,16 @@ impl App {
                 "audience {bad:?} must be 1 to 512 characters"
             )));
         }
+        if let Some(reserved) = request
+            .claims
+            .iter()
+            .flat_map(|claims| claims.keys())
+            .find(|name| crate::issue::RESERVED_CLAIMS.contains(&name.as_str()))
+        {
+            return Err(AdminError::Invalid(format!(
+                "claim {reserved:?} is set by the daemon and cannot be a custom claim"
+            )));
+        }
         if let Some(jwks) = &request.jwks {
             let (keys, refused) =
                 parse_key_set(jwks).map_err(|e| AdminError::Invalid(format!("jwks: {e}")))?;
@@ -181,5 +191,25 @@ impl App {
         Err(AdminError::Conflict(
             "could not allocate a machine id".to_owned(),
         ))
+    }
+
+    /// Deletes a machine and revokes the access tokens it holds: they carry its `machineId`,
+    /// which stays on the revocation list until the longest token lifetime has passed.
+    pub async fn delete_machine(&self, tenant: &TenantId, id: &MachineId) -> AdminResult<()> {
+        self.store.delete_machine(tenant, id).await?;
+        let now = self.clock.now();
+        let marker = crate::verify::machine_revocation_marker(id.as_str());
+        let expires_at =
+            now + self.config.tokens.lifetime_seconds + self.config.tokens.leeway_seconds;
+        self.store
+            .insert_revoked_token(&marker, expires_at, now)
+            .await?;
+        self.revocations.insert(marker.clone(), expires_at);
+        self.announce(crate::cluster::Change::TokenRevoked {
+            jti: marker,
+            expires_at,
+        })
+        .await;
+        Ok(())
     }
 }

@@ -62,12 +62,18 @@ impl From<&PhaseChangeRecord> for PhaseChangeView {
 }
 
 fn parse_time(text: &str, field: &str) -> AdminResult<i64> {
-    parse_rfc3339(text).ok_or_else(|| AdminError::Invalid(format!("{field} {text:?} is not an RFC 3339 time")))
+    parse_rfc3339(text)
+        .ok_or_else(|| AdminError::Invalid(format!("{field} {text:?} is not an RFC 3339 time")))
 }
 
 impl App {
     /// Records a phase change and applies it at its time.
-    pub async fn set_phase(&self, adapter: &str, request: &SetPhase, actor: &str) -> AdminResult<PhaseChangeRecord> {
+    pub async fn set_phase(
+        &self,
+        adapter: &str,
+        request: &SetPhase,
+        actor: &str,
+    ) -> AdminResult<PhaseChangeRecord> {
         if self.verifier.adapters().get(adapter).is_none() {
             return Err(AdminError::NotFound("adapter"));
         }
@@ -82,17 +88,34 @@ impl App {
             }
         }
         let now = self.clock.now();
-        let effective_at = request.at.as_deref().map(|t| parse_time(t, "at")).transpose()?.unwrap_or(now);
-        let sunset_at = request.sunset_at.as_deref().map(|t| parse_time(t, "sunsetAt")).transpose()?;
+        let effective_at = request
+            .at
+            .as_deref()
+            .map(|t| parse_time(t, "at"))
+            .transpose()?
+            .unwrap_or(now);
+        let sunset_at = request
+            .sunset_at
+            .as_deref()
+            .map(|t| parse_time(t, "sunsetAt"))
+            .transpose()?;
         match (request.phase, sunset_at) {
             (Phase::Sunset, None) => {
-                return Err(AdminError::Invalid("phase sunset needs sunsetAt, the cutoff date".to_owned()))
+                return Err(AdminError::Invalid(
+                    "phase sunset needs sunsetAt, the cutoff date".to_owned(),
+                ))
             }
             (Phase::Sunset, Some(cutoff)) if cutoff <= effective_at => {
-                return Err(AdminError::Invalid("sunsetAt must be later than the change itself".to_owned()))
+                return Err(AdminError::Invalid(
+                    "sunsetAt must be later than the change itself".to_owned(),
+                ))
             }
             (Phase::Sunset, _) => {}
-            (_, Some(_)) => return Err(AdminError::Invalid("sunsetAt applies only to phase sunset".to_owned())),
+            (_, Some(_)) => {
+                return Err(AdminError::Invalid(
+                    "sunsetAt applies only to phase sunset".to_owned(),
+                ))
+            }
             (_, None) => {}
         }
 
@@ -109,13 +132,14 @@ impl App {
         self.store.insert_phase_change(&change).await?;
         self.phases.reload(&self.store, now).await?;
         self.announce(crate::cluster::Change::Phases).await;
-        let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid").with_detail(serde_json::json!({
-            "adapter": adapter,
-            "phase": change.phase,
-            "effectiveAt": to_rfc3339(effective_at),
-            "sunsetAt": sunset_at.map(to_rfc3339),
-            "actor": actor,
-        }));
+        let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid")
+            .with_detail(serde_json::json!({
+                "adapter": adapter,
+                "phase": change.phase,
+                "effectiveAt": to_rfc3339(effective_at),
+                "sunsetAt": sunset_at.map(to_rfc3339),
+                "actor": actor,
+            }));
         event.adapter = Some(adapter.to_owned());
         if let Some(tenant) = &tenant {
             event = event.with_tenant(tenant);
@@ -128,12 +152,19 @@ impl App {
     }
 
     /// Records an exception to enforcement.
-    pub async fn add_phase_exception(&self, adapter: &str, request: &AddException, actor: &str) -> AdminResult<PhaseExceptionRecord> {
+    pub async fn add_phase_exception(
+        &self,
+        adapter: &str,
+        request: &AddException,
+        actor: &str,
+    ) -> AdminResult<PhaseExceptionRecord> {
         if self.verifier.adapters().get(adapter).is_none() {
             return Err(AdminError::NotFound("adapter"));
         }
         if request.tenant_id.is_some() == request.credential_fingerprint.is_some() {
-            return Err(AdminError::Invalid("name exactly one of tenantId or credentialFingerprint".to_owned()));
+            return Err(AdminError::Invalid(
+                "name exactly one of tenantId or credentialFingerprint".to_owned(),
+            ));
         }
         if let Some(tenant) = &request.tenant_id {
             let tenant = TenantId::parse(tenant).map_err(|e| AdminError::Invalid(e.to_string()))?;
@@ -158,13 +189,14 @@ impl App {
         self.store.insert_phase_exception(&exception).await?;
         self.phases.reload(&self.store, now).await?;
         self.announce(crate::cluster::Change::Phases).await;
-        let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid").with_detail(serde_json::json!({
-            "adapter": adapter,
-            "exceptionUntil": to_rfc3339(expires_at),
-            "tenantId": request.tenant_id,
-            "credentialFingerprint": request.credential_fingerprint,
-            "actor": actor,
-        }));
+        let mut event = AuditEvent::new(Action::PhaseChange, Outcome::Success, "valid")
+            .with_detail(serde_json::json!({
+                "adapter": adapter,
+                "exceptionUntil": to_rfc3339(expires_at),
+                "tenantId": request.tenant_id,
+                "credentialFingerprint": request.credential_fingerprint,
+                "actor": actor,
+            }));
         event.adapter = Some(adapter.to_owned());
         if let Err(error) = self.audit.record(event).await {
             tracing::error!(%error, adapter.name = %adapter, "phase exception added but its audit event failed");

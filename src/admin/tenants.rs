@@ -88,7 +88,7 @@ impl App {
             match self.store.insert_tenant(&tenant).await {
                 Ok(()) => {
                     self.directory.upsert(&tenant);
-        self.announce(crate::cluster::Change::Tenants).await;
+                    self.announce(crate::cluster::Change::Tenants).await;
                     self.announce(crate::cluster::Change::Tenants).await;
                     return Ok(tenant);
                 }

@@ -43,6 +43,8 @@ pub enum Action {
     Revoke,
     /// A token exchange (RFC 8693) at the token endpoint.
     Exchange,
+    /// A `shadow` phase comparison whose two answers differed.
+    ShadowCompare,
     PhaseChange,
     /// An admin API action, such as `tenant.create` (stored as `admin:tenant.create`).
     Admin(&'static str),
@@ -58,6 +60,7 @@ impl Action {
             Self::Introspect => "introspect".to_owned(),
             Self::Revoke => "revoke".to_owned(),
             Self::Exchange => "exchange".to_owned(),
+            Self::ShadowCompare => "shadow_compare".to_owned(),
             Self::PhaseChange => "phase_change".to_owned(),
             Self::Admin(what) => format!("admin:{what}"),
         }

@@ -38,8 +38,12 @@ pub struct ComplianceReport {
 
 fn is_creation(action: &str, outcome: &str, detail: Option<&str>) -> bool {
     match action {
-        "admin:api_key.create" | "admin:api_key.rotate" | "admin:machine.create" => outcome == "success",
-        "exchange" => outcome == "success" && detail.is_some_and(|d| d.contains("token-type:api-key")),
+        "admin:api_key.create" | "admin:api_key.rotate" | "admin:machine.create" => {
+            outcome == "success"
+        }
+        "exchange" => {
+            outcome == "success" && detail.is_some_and(|d| d.contains("token-type:api-key"))
+        }
         _ => false,
     }
 }
@@ -82,7 +86,9 @@ pub async fn compliance_report(
             let event_tenant: Option<String> = row.try_get("tenant_id")?;
             let in_scope = match (tenant, &event_tenant) {
                 (None, _) => true,
-                (Some(root), Some(text)) => TenantId::parse(text).is_ok_and(|t| directory.is_within(&t, root)),
+                (Some(root), Some(text)) => {
+                    TenantId::parse(text).is_ok_and(|t| directory.is_within(&t, root))
+                }
                 (Some(_), None) => false,
             };
             if !in_scope {

@@ -30,7 +30,9 @@ pub async fn adapters(app: &App, command: AdapterCommand) -> anyhow::Result<()> 
             }
             let now = app.clock.now();
             for adapter in adapters.all() {
-                let in_force = app.phases.in_force(&adapter.name, adapter.phase, None, &app.directory, now);
+                let in_force =
+                    app.phases
+                        .in_force(&adapter.name, adapter.phase, None, &app.directory, now);
                 println!(
                     "{:<24} kind={:<14} preset={:<12} phase={}",
                     adapter.name,

@@ -43,11 +43,26 @@ pub enum AuditCommand {
 pub async fn audit(app: &App, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify => verify(app).await,
-        AuditCommand::Report { tenant, since, until } => {
-            let tenant = tenant.as_deref().map(crate::ids::TenantId::parse).transpose()?;
+        AuditCommand::Report {
+            tenant,
+            since,
+            until,
+        } => {
+            let tenant = tenant
+                .as_deref()
+                .map(crate::ids::TenantId::parse)
+                .transpose()?;
             let since = parse_time("--since", Some(&since))?.unwrap_or_default();
-            let until = parse_time("--until", until.as_deref())?.unwrap_or_else(|| app.clock.now() + 1);
-            let report = crate::audit::report::compliance_report(&app.store, &app.directory, tenant.as_ref(), since, until).await?;
+            let until =
+                parse_time("--until", until.as_deref())?.unwrap_or_else(|| app.clock.now() + 1);
+            let report = crate::audit::report::compliance_report(
+                &app.store,
+                &app.directory,
+                tenant.as_ref(),
+                since,
+                until,
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

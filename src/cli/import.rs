@@ -26,7 +26,10 @@ pub struct ImportArgs {
 
 pub async fn import(app: &App, args: ImportArgs) -> anyhow::Result<()> {
     let Some(adapter) = app.verifier.adapters().get(&args.adapter) else {
-        bail!("no adapter named {:?}: `authbridge adapters list` shows the configured ones", args.adapter);
+        bail!(
+            "no adapter named {:?}: `authbridge adapters list` shows the configured ones",
+            args.adapter
+        );
     };
     let total = import::count_rows(adapter).await?;
     let progress = match total {
@@ -48,7 +51,10 @@ pub async fn import(app: &App, args: ImportArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let clock = app.clock.clone();
-    let result = import::run(&app.store, adapter, &options, &progress, move || clock.now()).await;
+    let result = import::run(&app.store, adapter, &options, &progress, move || {
+        clock.now()
+    })
+    .await;
     progress.finish_and_clear();
     let summary = result?;
     print_summary(&args.adapter, &summary, started.elapsed().as_secs_f64());
@@ -56,21 +62,43 @@ pub async fn import(app: &App, args: ImportArgs) -> anyhow::Result<()> {
 }
 
 fn print_summary(adapter: &str, summary: &ImportSummary, seconds: f64) {
-    let mode = if summary.dry_run { " (dry run: nothing written)" } else { "" };
+    let mode = if summary.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
     println!("import of adapter {adapter}{mode}");
     if let Some(after) = &summary.resumed_after {
         println!("  resumed after lookup value {after:?}");
     }
-    let verb = |done: &str, would: &str| if summary.dry_run { would.to_owned() } else { done.to_owned() };
-    println!("  {:<22} {}", verb("inserted", "would insert"), summary.inserted);
-    println!("  {:<22} {}", verb("updated", "would update"), summary.updated);
+    let verb = |done: &str, would: &str| {
+        if summary.dry_run {
+            would.to_owned()
+        } else {
+            done.to_owned()
+        }
+    };
+    println!(
+        "  {:<22} {}",
+        verb("inserted", "would insert"),
+        summary.inserted
+    );
+    println!(
+        "  {:<22} {}",
+        verb("updated", "would update"),
+        summary.updated
+    );
     println!("  {:<22} {}", "unchanged", summary.unchanged);
     let skipped: u64 = summary.skipped.values().sum();
     println!("  {:<22} {}", verb("skipped", "would skip"), skipped);
     for (reason, count) in &summary.skipped {
         println!("    {count:>8}  {reason}");
     }
-    println!("  {} rows in {} batches, {seconds:.1} s", summary.rows_read(), summary.batches);
+    println!(
+        "  {} rows in {} batches, {seconds:.1} s",
+        summary.rows_read(),
+        summary.batches
+    );
     if !summary.finished {
         println!("  stopped before the end; run the command again to resume");
     }

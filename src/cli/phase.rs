@@ -46,12 +46,21 @@ fn parse_phase(text: &str) -> Result<Phase, String> {
 }
 
 fn actor() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()))
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+    )
 }
 
 pub async fn phase(app: &App, command: PhaseCommand) -> anyhow::Result<()> {
     match command {
-        PhaseCommand::Set { adapter, phase, tenant, at, sunset_at } => {
+        PhaseCommand::Set {
+            adapter,
+            phase,
+            tenant,
+            at,
+            sunset_at,
+        } => {
             let request = SetPhase {
                 phase,
                 tenant_id: tenant,
@@ -59,39 +68,83 @@ pub async fn phase(app: &App, command: PhaseCommand) -> anyhow::Result<()> {
                 sunset_at,
             };
             let change = app.set_phase(&adapter, &request, &actor()).await?;
-            println!("{}", serde_json::to_string_pretty(&PhaseChangeView::from(&change))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&PhaseChangeView::from(&change))?
+            );
             Ok(())
         }
         PhaseCommand::List => {
             let now = app.clock.now();
             for adapter in app.verifier.adapters().all() {
-                let in_force = app.phases.in_force(&adapter.name, adapter.phase, None, &app.directory, now);
-                let sunset = in_force.sunset_at.map(|t| format!(" (sunset at {})", to_rfc3339(t))).unwrap_or_default();
-                println!("{}: {} since {}{sunset}; configured {}", adapter.name, in_force.phase.as_str(), to_rfc3339(in_force.since), adapter.phase.as_str());
+                let in_force =
+                    app.phases
+                        .in_force(&adapter.name, adapter.phase, None, &app.directory, now);
+                let sunset = in_force
+                    .sunset_at
+                    .map(|t| format!(" (sunset at {})", to_rfc3339(t)))
+                    .unwrap_or_default();
+                println!(
+                    "{}: {} since {}{sunset}; configured {}",
+                    adapter.name,
+                    in_force.phase.as_str(),
+                    to_rfc3339(in_force.since),
+                    adapter.phase.as_str()
+                );
                 for change in app.phases.history(&adapter.name) {
-                    let scope = change.tenant_id.as_deref().map(|t| format!("tenant {t}")).unwrap_or_else(|| "all tenants".to_owned());
-                    let pending = if change.effective_at > now { " (scheduled)" } else { "" };
-                    println!("  {} {} for {scope} by {}{pending}", to_rfc3339(change.effective_at), change.phase, change.actor);
+                    let scope = change
+                        .tenant_id
+                        .as_deref()
+                        .map(|t| format!("tenant {t}"))
+                        .unwrap_or_else(|| "all tenants".to_owned());
+                    let pending = if change.effective_at > now {
+                        " (scheduled)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "  {} {} for {scope} by {}{pending}",
+                        to_rfc3339(change.effective_at),
+                        change.phase,
+                        change.actor
+                    );
                 }
             }
             for exception in app.phases.exceptions() {
                 let target = exception
                     .tenant_id
                     .map(|t| format!("tenant {t}"))
-                    .or(exception.credential_fingerprint.map(|f| format!("credential {f}")))
+                    .or(exception
+                        .credential_fingerprint
+                        .map(|f| format!("credential {f}")))
                     .unwrap_or_default();
-                println!("exception: {} keeps {target} until {}", exception.adapter, to_rfc3339(exception.expires_at));
+                println!(
+                    "exception: {} keeps {target} until {}",
+                    exception.adapter,
+                    to_rfc3339(exception.expires_at)
+                );
             }
             Ok(())
         }
-        PhaseCommand::Except { adapter, tenant, fingerprint, until } => {
+        PhaseCommand::Except {
+            adapter,
+            tenant,
+            fingerprint,
+            until,
+        } => {
             let request = AddException {
                 tenant_id: tenant,
                 credential_fingerprint: fingerprint,
                 until,
             };
-            let exception = app.add_phase_exception(&adapter, &request, &actor()).await?;
-            println!("exception recorded for adapter {} until {}", exception.adapter, to_rfc3339(exception.expires_at));
+            let exception = app
+                .add_phase_exception(&adapter, &request, &actor())
+                .await?;
+            println!(
+                "exception recorded for adapter {} until {}",
+                exception.adapter,
+                to_rfc3339(exception.expires_at)
+            );
             Ok(())
         }
     }

@@ -17,7 +17,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let text = app.verifier.metrics().render(app.audit.queue_depth());
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
 }

@@ -9,8 +9,8 @@ pub mod forward_auth;
 mod health;
 mod metrics;
 mod oauth;
-pub mod rate_limit;
 pub mod openapi;
+pub mod rate_limit;
 mod request_info;
 mod verify;
 mod well_known;
@@ -80,9 +80,11 @@ pub fn presented_credential(headers: &HeaderMap) -> Result<Option<SecretString>,
             let text = value.to_str().map_err(|_| {
                 ApiError::BadRequest("Authorization header is not ASCII".to_owned())
             })?;
+            // Auth scheme names are case-insensitive (RFC 9110 section 11.1).
             let token = text
-                .strip_prefix("Bearer ")
-                .or_else(|| text.strip_prefix("bearer "))
+                .get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &text[7..])
                 .ok_or_else(|| {
                     ApiError::Unauthorized("Authorization must use the Bearer scheme".to_owned())
                 })?;
@@ -149,7 +151,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// for a legacy credential in the `dual` or `sunset` phase.
 pub fn add_deprecation_headers(identity: &crate::verify::Identity, headers: &mut HeaderMap) {
     use crate::legacy::Phase;
-    let Some(in_force) = identity.phase else { return };
+    let Some(in_force) = identity.phase else {
+        return;
+    };
     if !matches!(in_force.phase, Phase::Dual | Phase::Sunset) {
         return;
     }

@@ -299,6 +299,21 @@ async fn token(
 struct Caller {
     tenant_id: TenantId,
     client_id: Option<String>,
+    /// Roles the caller holds at its own tenant.
+    roles: std::collections::BTreeSet<String>,
+    /// Fingerprint of a bearer caller's credential, so a credential may revoke itself.
+    fingerprint: Option<String>,
+}
+
+impl Caller {
+    fn is_admin(&self) -> bool {
+        self.roles.contains("admin")
+    }
+
+    /// Introspection shows credentials to admins and to callers with the `introspect` role.
+    fn may_introspect(&self) -> bool {
+        self.is_admin() || self.roles.contains("introspect")
+    }
 }
 
 /// Authenticates the caller of introspection or revocation: as a machine (client
@@ -329,9 +344,14 @@ async fn authenticate_caller(
                 return Err(client_auth_failed(app, info, action, error, &presented).await)
             }
         };
+        let roles = app
+            .directory
+            .effective_roles(&machine.roles, &machine.tenant_id);
         return Ok(Caller {
             tenant_id: machine.tenant_id,
             client_id: Some(machine.client_id),
+            roles,
+            fingerprint: None,
         });
     }
     let Ok(Some(credential)) = presented_credential(headers) else {
@@ -359,6 +379,8 @@ async fn authenticate_caller(
         Some(identity) if decision.is_valid() => Ok(Caller {
             tenant_id: identity.tenant_id,
             client_id: identity.client_id,
+            roles: identity.roles,
+            fingerprint: Some(decision.fingerprint.clone()),
         }),
         _ => Err(OAuthError::invalid_client(
             format!("caller credential is not valid ({})", decision.reason),
@@ -367,12 +389,14 @@ async fn authenticate_caller(
     }
 }
 
-/// True when the credential's tenant lies in the caller's subtree.
+/// True when the caller may introspect the credential: it holds the `admin` or `introspect`
+/// role and the credential's tenant lies in its subtree.
 fn within_caller(app: &App, caller: &Caller, identity: Option<&Identity>) -> bool {
-    identity.is_some_and(|identity| {
-        app.directory
-            .is_within(&identity.tenant_id, &caller.tenant_id)
-    })
+    caller.may_introspect()
+        && identity.is_some_and(|identity| {
+            app.directory
+                .is_within(&identity.tenant_id, &caller.tenant_id)
+        })
 }
 
 /// Introspects a token or API key (RFC 7662). Credentials outside the caller's tenant subtree
@@ -397,7 +421,13 @@ async fn introspect(
 
     let decision = app.verifier.verify(token, &Requirements::default()).await;
     let mut event = AuditEvent::from_decision(Action::Introspect, &decision);
-    if decision.is_valid() && !within_caller(&app, &caller, decision.identity.as_ref()) {
+    let own_token = decision.identity.as_ref().is_some_and(|identity| {
+        caller.client_id.is_some() && caller.client_id == identity.client_id
+    });
+    if decision.is_valid()
+        && !own_token
+        && !within_caller(&app, &caller, decision.identity.as_ref())
+    {
         event.outcome = Outcome::Failure;
         event.reason = "out_of_scope".to_owned();
     }
@@ -405,15 +435,15 @@ async fn introspect(
     if decision.reason.is_unavailable() {
         return Err(OAuthError::unavailable());
     }
+    // A client sees its own tokens, a credential sees itself, and admins or callers with the
+    // `introspect` role see their subtree.
+    let own = decision.identity.as_ref().is_some_and(|identity| {
+        caller.client_id.is_some() && caller.client_id == identity.client_id
+    }) || caller.fingerprint.as_deref() == Some(decision.fingerprint.as_str());
+    let allowed =
+        decision.is_valid() && (own || within_caller(&app, &caller, decision.identity.as_ref()));
     let identity = match decision.identity {
-        Some(identity)
-            if decision.is_valid()
-                && app
-                    .directory
-                    .is_within(&identity.tenant_id, &caller.tenant_id) =>
-        {
-            identity
-        }
+        Some(identity) if allowed => identity,
         _ => return Ok(no_store(Json(json!({"active": false})).into_response())),
     };
 
@@ -502,12 +532,15 @@ async fn revoke_verified(
     let Some(identity) = decision.identity.filter(|_| valid) else {
         return Ok(Err(decision.reason.as_str()));
     };
+    // RFC 7009: a client revokes the tokens issued to it, and a credential may revoke itself.
+    // Revoking any other credential of the subtree takes the admin role.
     let own_token = caller.client_id.is_some() && caller.client_id == identity.client_id;
-    if !own_token
-        && !app
+    let itself = caller.fingerprint.as_deref() == Some(decision.fingerprint.as_str());
+    let as_admin = caller.is_admin()
+        && app
             .directory
-            .is_within(&identity.tenant_id, &caller.tenant_id)
-    {
+            .is_within(&identity.tenant_id, &caller.tenant_id);
+    if !own_token && !itself && !as_admin {
         return Ok(Err("out_of_scope"));
     }
     match identity.kind {
@@ -520,7 +553,11 @@ async fn revoke_verified(
                 .await
                 .map_err(|_| OAuthError::unavailable())?;
             app.revocations.insert(jti.clone(), expires_at);
-            app.announce(crate::cluster::Change::TokenRevoked { jti: jti.clone(), expires_at }).await;
+            app.announce(crate::cluster::Change::TokenRevoked {
+                jti: jti.clone(),
+                expires_at,
+            })
+            .await;
             tracing::info!(token.jti = %jti, tenant.id = %identity.tenant_id, "revoked access token");
         }
         CredentialKind::ApiKey => {

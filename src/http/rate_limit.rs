@@ -57,12 +57,15 @@ impl FailureLimiter {
         }
         let window = self.windows.get(&address?)?;
         let remaining = window.started_at + self.window_seconds - self.clock.now();
-        (window.failures.load(Ordering::Relaxed) >= self.limit && remaining > 0).then_some(remaining)
+        (window.failures.load(Ordering::Relaxed) >= self.limit && remaining > 0)
+            .then_some(remaining)
     }
 
     /// Counts one failed verification of `address`.
     pub fn record_failure(&self, address: Option<IpAddr>) {
-        let Some(address) = address.filter(|_| self.limit > 0) else { return };
+        let Some(address) = address.filter(|_| self.limit > 0) else {
+            return;
+        };
         let now = self.clock.now();
         let window = self.windows.get_with(address, || {
             Arc::new(Window {
@@ -104,7 +107,11 @@ mod tests {
         assert_eq!(limiter.blocked_for(address), None, "below the limit");
         limiter.record_failure(address);
         assert_eq!(limiter.blocked_for(address), Some(60), "at the limit");
-        assert_eq!(limiter.blocked_for(other), None, "other addresses are not affected");
+        assert_eq!(
+            limiter.blocked_for(other),
+            None,
+            "other addresses are not affected"
+        );
         clock.advance(60);
         assert_eq!(limiter.blocked_for(address), None, "the window ended");
     }

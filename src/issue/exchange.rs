@@ -128,7 +128,9 @@ pub async fn exchange(app: &App, request: &ExchangeRequest) -> Result<Exchanged,
         .cloned()
         .ok_or_else(|| ExchangeError::Internal(format!("adapter {adapter_name} vanished")))?;
     // The phase in force for the credential's tenant decides, not the configured one.
-    let phase = identity.phase.map_or(adapter.phase, |in_force| in_force.phase);
+    let phase = identity
+        .phase
+        .map_or(adapter.phase, |in_force| in_force.phase);
     if adapter.exchange.disabled || phase == Phase::Shadow {
         return Err(ExchangeError::UnauthorizedClient(format!(
             "token exchange is not open for adapter {adapter_name} (phase {})",
@@ -366,10 +368,12 @@ async fn mint_replacement_key(
     }
     let hash = credential_hash(subject);
     match app.store.legacy_link(&hash).await {
-        Ok(Some(link)) => return Err(ExchangeError::InvalidRequest(format!(
+        Ok(Some(link)) => {
+            return Err(ExchangeError::InvalidRequest(format!(
             "this legacy credential was already replaced by API key {}; the key is shown only once",
             link.api_key_id
-        ))),
+        )))
+        }
         Ok(None) => {}
         Err(error) => return Err(store_error(error)),
     }

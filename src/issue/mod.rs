@@ -18,7 +18,7 @@ use crate::store::MachineRecord;
 use crate::tenancy::TenantDirectory;
 
 /// Claims a machine's custom claims may not replace.
-const RESERVED_CLAIMS: [&str; 14] = [
+pub const RESERVED_CLAIMS: [&str; 15] = [
     "iss",
     "sub",
     "aud",
@@ -33,6 +33,7 @@ const RESERVED_CLAIMS: [&str; 14] = [
     "machineId",
     "authorization",
     "act",
+    "origin",
 ];
 
 /// Token request error, in RFC 6749 section 5.2 terms.

@@ -26,7 +26,10 @@ use super::config::{parse_settings, AdapterConfigError};
 use super::hash::{HashInput, HashLimits, HashScheme};
 use super::introspection::compile_pattern;
 use super::mapping::claim_at;
-use super::sql_keys::{hash_input_bytes, match_record, record_claims, ColumnNames, KeyFields, KeyRecord, LookupHash, LOOKUP_CAPTURE};
+use super::sql_keys::{
+    hash_input_bytes, match_record, record_claims, ColumnNames, KeyFields, KeyRecord, LookupHash,
+    LOOKUP_CAPTURE,
+};
 use super::{CheckItem, LegacyClaims, LegacyVerifier};
 use crate::verify::Reason;
 
@@ -105,26 +108,30 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
     let has_group = |group: &str| pattern.capture_names().flatten().any(|n| n == group);
     if let HashInput::Part(part) = &settings.hash_input {
         if !has_group(part) {
-            return Err(error(format!("`hash_input` names the part {part:?}, but `pattern` has no group of that name")));
+            return Err(error(format!(
+                "`hash_input` names the part {part:?}, but `pattern` has no group of that name"
+            )));
         }
     }
     let is_plaintext = settings.hash == HashScheme::Plaintext {};
     if !is_plaintext {
         if settings.lookup_field.is_none() {
-            return Err(error("`lookup_field` is required unless `hash` is plaintext".to_owned()));
+            return Err(error(
+                "`lookup_field` is required unless `hash` is plaintext".to_owned(),
+            ));
         }
         if !has_group(LOOKUP_CAPTURE) {
-            return Err(error("`pattern` needs a named group `lookup` to find the record".to_owned()));
+            return Err(error(
+                "`pattern` needs a named group `lookup` to find the record".to_owned(),
+            ));
         }
     }
 
-    let objects = read_objects(&settings.path, settings.format).map_err(|message| {
-        error(format!("key file {}: {message}", settings.path.display()))
-    })?;
+    let objects = read_objects(&settings.path, settings.format)
+        .map_err(|message| error(format!("key file {}: {message}", settings.path.display())))?;
     let count = objects.len();
-    let index = index_objects(objects, &settings).map_err(|message| {
-        error(format!("key file {}: {message}", settings.path.display()))
-    })?;
+    let index = index_objects(objects, &settings)
+        .map_err(|message| error(format!("key file {}: {message}", settings.path.display())))?;
     tracing::info!(adapter.name = %name, path = %settings.path.display(), keys = count, "legacy key file loaded");
     Ok(Arc::new(FileKeysAdapter {
         name: name.to_owned(),
@@ -142,11 +149,15 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
 
 /// Reads every record of the file as a JSON object.
 fn read_objects(path: &PathBuf, format: FileFormat) -> Result<Vec<Map<String, Value>>, String> {
-    let size = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot be read: {e}"))?
+        .len();
     if size > MAX_FILE_BYTES {
         return Err(format!("is larger than {MAX_FILE_BYTES} bytes"));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("cannot be read as UTF-8 text: {e}"))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("cannot be read as UTF-8 text: {e}"))?,
+    );
     match format {
         FileFormat::Csv => read_csv(&text),
         FileFormat::Jsonl => read_jsonl(&text),
@@ -155,8 +166,13 @@ fn read_objects(path: &PathBuf, format: FileFormat) -> Result<Vec<Map<String, Va
 }
 
 fn read_csv(text: &str) -> Result<Vec<Map<String, Value>>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| format!("invalid CSV header: {e}"))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("invalid CSV header: {e}"))?
+        .clone();
     let mut objects = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -197,7 +213,8 @@ fn read_jsonl(text: &str) -> Result<Vec<Map<String, Value>>, String> {
 /// Flattens a decK dump to one object per key-auth credential, with its consumer under
 /// `consumer`.
 fn read_deck(text: &str) -> Result<Vec<Map<String, Value>>, String> {
-    let document: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid decK YAML: {e}"))?;
+    let document: Value =
+        serde_yaml::from_str(text).map_err(|e| format!("invalid decK YAML: {e}"))?;
     let consumers = match document.get("consumers") {
         Some(Value::Array(consumers)) => consumers.clone(),
         Some(_) => return Err("`consumers` is not a list".to_owned()),
@@ -210,12 +227,18 @@ fn read_deck(text: &str) -> Result<Vec<Map<String, Value>>, String> {
         };
         let credentials = match consumer.remove("keyauth_credentials") {
             Some(Value::Array(credentials)) => credentials,
-            Some(_) => return Err(format!("consumers[{position}].keyauth_credentials is not a list")),
+            Some(_) => {
+                return Err(format!(
+                    "consumers[{position}].keyauth_credentials is not a list"
+                ))
+            }
             None => Vec::new(),
         };
         for (item, credential) in credentials.into_iter().enumerate() {
             let Value::Object(mut credential) = credential else {
-                return Err(format!("consumers[{position}].keyauth_credentials[{item}] is not a mapping"));
+                return Err(format!(
+                    "consumers[{position}].keyauth_credentials[{item}] is not a mapping"
+                ));
             };
             credential.insert("consumer".to_owned(), Value::Object(consumer.clone()));
             objects.push(credential);
@@ -225,10 +248,16 @@ fn read_deck(text: &str) -> Result<Vec<Map<String, Value>>, String> {
 }
 
 fn field(object: &Map<String, Value>, path: &Option<String>) -> Option<Value> {
-    path.as_deref().and_then(|path| claim_at(object, path)).filter(|value| !value.is_null()).cloned()
+    path.as_deref()
+        .and_then(|path| claim_at(object, path))
+        .filter(|value| !value.is_null())
+        .cloned()
 }
 
-fn index_objects(objects: Vec<Map<String, Value>>, settings: &FileKeysSettings) -> Result<KeyIndex, String> {
+fn index_objects(
+    objects: Vec<Map<String, Value>>,
+    settings: &FileKeysSettings,
+) -> Result<KeyIndex, String> {
     let columns = &settings.columns;
     let is_plaintext = settings.hash == HashScheme::Plaintext {};
     let mut digests = HashMap::new();
@@ -245,18 +274,28 @@ fn index_objects(objects: Vec<Map<String, Value>>, settings: &FileKeysSettings) 
         };
         let lookup = field(&object, &settings.lookup_field);
         scrub(&mut object, &columns.hash);
-        let mut record = fields.into_record().map_err(|problem| format!("record {}: {problem}", position + 1))?;
+        let mut record = fields
+            .into_record()
+            .map_err(|problem| format!("record {}: {problem}", position + 1))?;
         if is_plaintext {
             let digest: [u8; 32] = Sha256::digest(record.stored_hash.as_bytes()).into();
             record.stored_hash.zeroize();
             if digests.insert(digest, record).is_some() {
-                return Err(format!("record {} repeats a key of an earlier record", position + 1));
+                return Err(format!(
+                    "record {} repeats a key of an earlier record",
+                    position + 1
+                ));
             }
         } else {
             let lookup = match lookup {
                 Some(Value::String(text)) => text,
                 Some(Value::Number(number)) => number.to_string(),
-                _ => return Err(format!("record {} has no text in the lookup field", position + 1)),
+                _ => {
+                    return Err(format!(
+                        "record {} has no text in the lookup field",
+                        position + 1
+                    ))
+                }
             };
             lookups.entry(lookup).or_default().push(record);
         }
@@ -309,7 +348,10 @@ impl LegacyVerifier for FileKeysAdapter {
                     .map(|(_, record)| record.clone())
             }
             KeyIndex::Lookup(lookups) => {
-                let lookup = captures.name(LOOKUP_CAPTURE).map(|m| m.as_str()).unwrap_or_default();
+                let lookup = captures
+                    .name(LOOKUP_CAPTURE)
+                    .map(|m| m.as_str())
+                    .unwrap_or_default();
                 let value = match &self.lookup_hash {
                     Some(lookup_hash) => lookup_hash.digest(lookup),
                     None => lookup.to_owned(),
@@ -323,7 +365,11 @@ impl LegacyVerifier for FileKeysAdapter {
     }
 
     async fn check(&self, _now: i64) -> Vec<CheckItem> {
-        vec![CheckItem::ok(format!("{} keys loaded from {}", self.count, self.path.display()))]
+        vec![CheckItem::ok(format!(
+            "{} keys loaded from {}",
+            self.count,
+            self.path.display()
+        ))]
     }
 
     fn pattern(&self) -> Option<&Regex> {
@@ -345,12 +391,18 @@ mod tests {
         let objects = read_deck(text).unwrap();
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0]["key"], Value::from("abc"));
-        assert_eq!(claim_at(&objects[0], "consumer.username"), Some(&Value::from("alice")));
+        assert_eq!(
+            claim_at(&objects[0], "consumer.username"),
+            Some(&Value::from("alice"))
+        );
     }
 
     #[test]
     fn scrub_clears_nested_key() {
-        let mut object = serde_json::json!({"a": {"key": "secret"}}).as_object().cloned().unwrap();
+        let mut object = serde_json::json!({"a": {"key": "secret"}})
+            .as_object()
+            .cloned()
+            .unwrap();
         scrub(&mut object, "a.key");
         assert_eq!(object["a"]["key"], Value::from(""));
     }

@@ -100,7 +100,10 @@ pub fn importable(adapter: &Adapter) -> Result<&SqlKeysAdapter, ImportError> {
 
 /// Runs `count_query` of an importable adapter, or returns `None` when it has none.
 pub async fn count_rows(adapter: &Adapter) -> Result<Option<u64>, ImportError> {
-    importable(adapter)?.count_import_rows().await.map_err(ImportError::Legacy)
+    importable(adapter)?
+        .count_import_rows()
+        .await
+        .map_err(ImportError::Legacy)
 }
 
 /// Imports the keys of `adapter`, advancing `progress` by the rows read. `now` gives the time
@@ -132,7 +135,10 @@ pub async fn run(
     }
 
     loop {
-        if options.max_batches.is_some_and(|max| summary.batches >= max) {
+        if options
+            .max_batches
+            .is_some_and(|max| summary.batches >= max)
+        {
             return Ok(summary);
         }
         let page = keys
@@ -175,7 +181,10 @@ pub async fn run(
                 continue;
             }
             match row.record {
-                Ok(record) => rows.push((row.lookup, key_data(&record, keys.hash_scheme_name(), row.source_updated_at))),
+                Ok(record) => rows.push((
+                    row.lookup,
+                    key_data(&record, keys.hash_scheme_name(), row.source_updated_at),
+                )),
                 Err(problem) => {
                     tracing::warn!(adapter.name = %name, %problem, "legacy key row skipped");
                     summary.skip(&format!("unreadable row: {problem}"));

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::sql_keys::{KeyRecord, SqlKeysAdapter};
 use super::LegacyClaims;
 use crate::crypto::Pepper;
-use crate::store::{LegacyKeyData, Store};
+use crate::store::{LegacyKeyData, LegacyKeyRecord, Store};
 use crate::verify::Reason;
 
 /// Minimum time between two `last_seen_at` writes for one key, in seconds, so a busy key does not
@@ -24,7 +24,11 @@ use crate::verify::Reason;
 const LAST_SEEN_RESOLUTION_SECONDS: i64 = 60;
 
 /// Converts a legacy row to the stored form.
-pub(super) fn key_data(record: &KeyRecord, hash_scheme: &str, source_updated_at: Option<i64>) -> LegacyKeyData {
+pub(super) fn key_data(
+    record: &KeyRecord,
+    hash_scheme: &str,
+    source_updated_at: Option<i64>,
+) -> LegacyKeyData {
     let json = |value: &Option<Value>| value.as_ref().map(Value::to_string);
     LegacyKeyData {
         legacy_hash: record.stored_hash.clone(),
@@ -32,10 +36,9 @@ pub(super) fn key_data(record: &KeyRecord, hash_scheme: &str, source_updated_at:
         owner: json(&record.owner),
         tenant_hint: json(&record.tenant),
         key_id: json(&record.key_id),
-        scopes: record
-            .scopes
-            .as_ref()
-            .map(|scopes| Value::Array(scopes.iter().cloned().map(Value::String).collect()).to_string()),
+        scopes: record.scopes.as_ref().map(|scopes| {
+            Value::Array(scopes.iter().cloned().map(Value::String).collect()).to_string()
+        }),
         expires_at: record.expires_at,
         revoked: record.revoked,
         source_updated_at,
@@ -46,12 +49,20 @@ pub(super) fn key_data(record: &KeyRecord, hash_scheme: &str, source_updated_at:
 fn key_record(data: &LegacyKeyData) -> Result<KeyRecord, String> {
     let json = |what: &str, text: &Option<String>| -> Result<Option<Value>, String> {
         text.as_deref()
-            .map(|text| serde_json::from_str(text).map_err(|_| format!("the imported {what} is not JSON")))
+            .map(|text| {
+                serde_json::from_str(text).map_err(|_| format!("the imported {what} is not JSON"))
+            })
             .transpose()
     };
     let scopes = match json("scopes", &data.scopes)? {
         None => None,
-        Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
         Some(_) => return Err("the imported scopes are not a JSON array".to_owned()),
     };
     Ok(KeyRecord {
@@ -66,7 +77,13 @@ fn key_record(data: &LegacyKeyData) -> Result<KeyRecord, String> {
 }
 
 /// Verifies `credential` from the imported copy, importing it lazily when it has no row yet.
-pub async fn verify(store: &Store, pepper: &Pepper, adapter: &SqlKeysAdapter, credential: &str, now: i64) -> Result<LegacyClaims, Reason> {
+pub async fn verify(
+    store: &Store,
+    pepper: &Pepper,
+    adapter: &SqlKeysAdapter,
+    credential: &str,
+    now: i64,
+) -> Result<LegacyClaims, Reason> {
     let name = adapter.name();
     let Some(lookup) = adapter.lookup_value(credential) else {
         return Err(Reason::Malformed);
@@ -79,6 +96,43 @@ pub async fn verify(store: &Store, pepper: &Pepper, adapter: &SqlKeysAdapter, cr
         return import_lazily(store, pepper, adapter, credential, &lookup, now).await;
     };
 
+    check_stored(store, pepper, adapter, credential, &lookup, stored, now).await
+}
+
+/// Verifies `credential` from the imported copy only, for comparison in the `shadow` phase.
+/// Returns `None` when the key has no imported row, because the copy then has no answer.
+pub async fn verify_copy_only(
+    store: &Store,
+    pepper: &Pepper,
+    adapter: &SqlKeysAdapter,
+    credential: &str,
+    now: i64,
+) -> Option<Result<LegacyClaims, Reason>> {
+    let name = adapter.name();
+    let lookup = adapter.lookup_value(credential)?;
+    match store.legacy_key(name, &lookup).await {
+        Ok(Some(stored)) => {
+            Some(check_stored(store, pepper, adapter, credential, &lookup, stored, now).await)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(adapter.name = %name, %error, "reading the imported legacy key failed");
+            Some(Err(Reason::Unavailable))
+        }
+    }
+}
+
+/// Checks `credential` against its imported row and records the use.
+async fn check_stored(
+    store: &Store,
+    pepper: &Pepper,
+    adapter: &SqlKeysAdapter,
+    credential: &str,
+    lookup: &str,
+    stored: LegacyKeyRecord,
+    now: i64,
+) -> Result<LegacyClaims, Reason> {
+    let name = adapter.name();
     if stored.data.hash_scheme != adapter.hash_scheme_name() {
         tracing::error!(
             adapter.name = %name,
@@ -92,7 +146,10 @@ pub async fn verify(store: &Store, pepper: &Pepper, adapter: &SqlKeysAdapter, cr
         tracing::error!(adapter.name = %name, %problem, "the imported legacy key cannot be read");
         Reason::LegacyUnavailable
     })?;
-    let hmac_matches = stored.own_hmac.as_deref().is_some_and(|own| pepper.matches(credential.as_bytes(), own));
+    let hmac_matches = stored
+        .own_hmac
+        .as_deref()
+        .is_some_and(|own| pepper.matches(credential.as_bytes(), own));
     // A key that differs from the one seen in clear can still match the legacy hash (bcrypt reads
     // only 72 bytes), so a mismatch falls back to the legacy scheme, which decides as before.
     if !hmac_matches && !adapter.matches_record(credential, record.clone()).await? {
@@ -101,9 +158,14 @@ pub async fn verify(store: &Store, pepper: &Pepper, adapter: &SqlKeysAdapter, cr
     let claims = adapter.claims_of(credential, record, now)?;
 
     let result = if stored.own_hmac.is_none() {
-        store.set_legacy_key_hmac(name, &lookup, &pepper.digest_hex(credential.as_bytes()), now).await
-    } else if stored.last_seen_at.is_none_or(|seen| now - seen >= LAST_SEEN_RESOLUTION_SECONDS) {
-        store.touch_legacy_key(name, &lookup, now).await
+        store
+            .set_legacy_key_hmac(name, lookup, &pepper.digest_hex(credential.as_bytes()), now)
+            .await
+    } else if stored
+        .last_seen_at
+        .is_none_or(|seen| now - seen >= LAST_SEEN_RESOLUTION_SECONDS)
+    {
+        store.touch_legacy_key(name, lookup, now).await
     } else {
         Ok(())
     };
@@ -126,10 +188,17 @@ async fn import_lazily(
     let (claims, record) = adapter.verify_with_record(credential, now).await?;
     let data = key_data(&record, adapter.hash_scheme_name(), None);
     let own_hmac = pepper.digest_hex(credential.as_bytes());
-    match store.insert_lazy_legacy_key(adapter.name(), lookup, &data, &own_hmac, now).await {
-        Ok(true) => tracing::debug!(adapter.name = %adapter.name(), "legacy key imported on first verification"),
+    match store
+        .insert_lazy_legacy_key(adapter.name(), lookup, &data, &own_hmac, now)
+        .await
+    {
+        Ok(true) => {
+            tracing::debug!(adapter.name = %adapter.name(), "legacy key imported on first verification")
+        }
         Ok(false) => {}
-        Err(error) => tracing::warn!(adapter.name = %adapter.name(), %error, "lazy import of a legacy key failed"),
+        Err(error) => {
+            tracing::warn!(adapter.name = %adapter.name(), %error, "lazy import of a legacy key failed")
+        }
     }
     Ok(claims)
 }

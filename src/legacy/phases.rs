@@ -56,10 +56,16 @@ impl PhaseBook {
     pub async fn reload(&self, store: &Store, now: i64) -> StoreResult<()> {
         let mut changes: HashMap<String, Vec<PhaseChangeRecord>> = HashMap::new();
         for change in store.phase_changes().await? {
-            changes.entry(change.adapter.clone()).or_default().push(change);
+            changes
+                .entry(change.adapter.clone())
+                .or_default()
+                .push(change);
         }
         let exceptions = store.live_phase_exceptions(now).await?;
-        *self.book.write() = Book { changes, exceptions };
+        *self.book.write() = Book {
+            changes,
+            exceptions,
+        };
         Ok(())
     }
 
@@ -71,20 +77,37 @@ impl PhaseBook {
             .changes
             .get(adapter)
             .is_some_and(|changes| changes.iter().any(|c| c.tenant_id.is_some()));
-        overrides || book.exceptions.iter().any(|e| e.adapter == adapter && e.expires_at > now)
+        overrides
+            || book
+                .exceptions
+                .iter()
+                .any(|e| e.adapter == adapter && e.expires_at > now)
     }
 
     /// The phase in force for `adapter` at `tenant` (or adapter-wide with `None`).
-    pub fn in_force(&self, adapter: &str, configured: Phase, tenant: Option<&TenantId>, directory: &TenantDirectory, now: i64) -> PhaseInForce {
+    pub fn in_force(
+        &self,
+        adapter: &str,
+        configured: Phase,
+        tenant: Option<&TenantId>,
+        directory: &TenantDirectory,
+        now: i64,
+    ) -> PhaseInForce {
         let book = self.book.read();
-        let changes = book.changes.get(adapter).map(Vec::as_slice).unwrap_or_default();
+        let changes = book
+            .changes
+            .get(adapter)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let latest = |tenant: Option<&str>| {
             changes
                 .iter()
                 .filter(|c| c.tenant_id.as_deref() == tenant && c.effective_at <= now)
                 .max_by_key(|c| (c.effective_at, c.id))
         };
-        let path = tenant.map(|t| directory.path_to_root(t)).unwrap_or_default();
+        let path = tenant
+            .map(|t| directory.path_to_root(t))
+            .unwrap_or_default();
         let row = path
             .iter()
             .find_map(|t| latest(Some(t.as_str())))
@@ -114,23 +137,34 @@ impl PhaseBook {
     }
 
     /// True when a live exception covers this tenant (or an ancestor) or this credential.
-    pub fn has_exception(&self, adapter: &str, tenant: &TenantId, fingerprint: &str, directory: &TenantDirectory, now: i64) -> bool {
+    pub fn has_exception(
+        &self,
+        adapter: &str,
+        tenant: &TenantId,
+        fingerprint: &str,
+        directory: &TenantDirectory,
+        now: i64,
+    ) -> bool {
         let book = self.book.read();
         let path = directory.path_to_root(tenant);
         book.exceptions.iter().any(|exception| {
             exception.adapter == adapter
                 && exception.expires_at > now
                 && (exception.credential_fingerprint.as_deref() == Some(fingerprint)
-                    || exception
-                        .tenant_id
-                        .as_deref()
-                        .is_some_and(|t| path.iter().any(|p| p.as_str() == t) || t == tenant.as_str()))
+                    || exception.tenant_id.as_deref().is_some_and(|t| {
+                        path.iter().any(|p| p.as_str() == t) || t == tenant.as_str()
+                    }))
         })
     }
 
     /// Every recorded change of `adapter`, oldest first.
     pub fn history(&self, adapter: &str) -> Vec<PhaseChangeRecord> {
-        self.book.read().changes.get(adapter).cloned().unwrap_or_default()
+        self.book
+            .read()
+            .changes
+            .get(adapter)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn exceptions(&self) -> Vec<PhaseExceptionRecord> {
@@ -142,7 +176,13 @@ impl PhaseBook {
 mod tests {
     use super::*;
 
-    fn change(id: i64, tenant: Option<&str>, phase: &str, at: i64, sunset: Option<i64>) -> PhaseChangeRecord {
+    fn change(
+        id: i64,
+        tenant: Option<&str>,
+        phase: &str,
+        at: i64,
+        sunset: Option<i64>,
+    ) -> PhaseChangeRecord {
         PhaseChangeRecord {
             id,
             adapter: "idp".to_owned(),
@@ -171,9 +211,20 @@ mod tests {
     #[test]
     fn scheduled_change_takes_effect_at_its_time() {
         let directory = TenantDirectory::default();
-        let book = book(vec![change(1, None, "dual", 10, None), change(2, None, "enforce", 200, None)]);
-        assert_eq!(book.in_force("idp", Phase::Shadow, None, &directory, 100).phase, Phase::Dual);
-        assert_eq!(book.in_force("idp", Phase::Shadow, None, &directory, 200).phase, Phase::Enforce);
+        let book = book(vec![
+            change(1, None, "dual", 10, None),
+            change(2, None, "enforce", 200, None),
+        ]);
+        assert_eq!(
+            book.in_force("idp", Phase::Shadow, None, &directory, 100)
+                .phase,
+            Phase::Dual
+        );
+        assert_eq!(
+            book.in_force("idp", Phase::Shadow, None, &directory, 200)
+                .phase,
+            Phase::Enforce
+        );
     }
 
     #[test]
@@ -183,13 +234,24 @@ mod tests {
         let before = book.in_force("idp", Phase::Dual, None, &directory, 499);
         assert_eq!(before.phase, Phase::Sunset);
         assert_eq!(before.sunset_at, Some(500));
-        assert_eq!(book.in_force("idp", Phase::Dual, None, &directory, 500).phase, Phase::Enforce);
+        assert_eq!(
+            book.in_force("idp", Phase::Dual, None, &directory, 500)
+                .phase,
+            Phase::Enforce
+        );
     }
 
     #[test]
     fn restoring_an_earlier_phase_is_a_new_row() {
         let directory = TenantDirectory::default();
-        let book = book(vec![change(1, None, "enforce", 10, None), change(2, None, "dual", 20, None)]);
-        assert_eq!(book.in_force("idp", Phase::Shadow, None, &directory, 30).phase, Phase::Dual);
+        let book = book(vec![
+            change(1, None, "enforce", 10, None),
+            change(2, None, "dual", 20, None),
+        ]);
+        assert_eq!(
+            book.in_force("idp", Phase::Shadow, None, &directory, 30)
+                .phase,
+            Phase::Dual
+        );
     }
 }

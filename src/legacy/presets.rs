@@ -11,8 +11,14 @@ use serde_json::{Map, Value};
 const PRESETS: &[(&str, &str)] = &[
     ("auth0", include_str!("../../adapters/auth0.toml")),
     ("cognito", include_str!("../../adapters/cognito.toml")),
-    ("drf-api-key", include_str!("../../adapters/drf-api-key.toml")),
-    ("drf-authtoken", include_str!("../../adapters/drf-authtoken.toml")),
+    (
+        "drf-api-key",
+        include_str!("../../adapters/drf-api-key.toml"),
+    ),
+    (
+        "drf-authtoken",
+        include_str!("../../adapters/drf-authtoken.toml"),
+    ),
     ("entra-v1", include_str!("../../adapters/entra-v1.toml")),
     ("entra-v2", include_str!("../../adapters/entra-v2.toml")),
     ("firebase", include_str!("../../adapters/firebase.toml")),

@@ -35,7 +35,10 @@ use zeroize::Zeroizing;
 
 use super::config::{parse_settings, AdapterConfigError};
 use super::hash::{self, DigestEncoding, HashInput, HashLimits, HashScheme};
-use super::introspection::{compile_pattern, default_cache_capacity, default_negative_cache_seconds, ResultCache, SecretSetting};
+use super::introspection::{
+    compile_pattern, default_cache_capacity, default_negative_cache_seconds, ResultCache,
+    SecretSetting,
+};
 use super::{CheckItem, LegacyClaims, LegacyVerifier};
 use crate::verify::Reason;
 
@@ -190,7 +193,9 @@ impl LookupHash {
         match self.encoding {
             DigestEncoding::Hex => hex::encode(bytes),
             DigestEncoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
-            DigestEncoding::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+            DigestEncoding::Base64url => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            }
         }
     }
 }
@@ -274,8 +279,9 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
     let settings: SqlKeysSettings = parse_settings(name, settings)?;
     let error = |message: String| AdapterConfigError::adapter(name, message);
     let url = settings.url.expose();
-    let backend = Backend::from_url(url)
-        .ok_or_else(|| error("`url` must start with postgres://, mysql:// or sqlite://".to_owned()))?;
+    let backend = Backend::from_url(url).ok_or_else(|| {
+        error("`url` must start with postgres://, mysql:// or sqlite://".to_owned())
+    })?;
     let query = choose_query(name, &settings.query, backend)?;
     let import_query = settings
         .import_query
@@ -287,19 +293,33 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
         .as_ref()
         .map(|setting| choose_statement(name, "count_query", setting, backend, check_count_query))
         .transpose()?;
-    let pattern = compile_key_pattern(name, &settings.pattern, settings.sample.as_deref(), &settings.hash_input)?;
+    let pattern = compile_key_pattern(
+        name,
+        &settings.pattern,
+        settings.sample.as_deref(),
+        &settings.hash_input,
+    )?;
     if !(1..=MAX_CONNECTIONS).contains(&settings.max_connections) {
-        return Err(error(format!("`max_connections` must be between 1 and {MAX_CONNECTIONS}")));
+        return Err(error(format!(
+            "`max_connections` must be between 1 and {MAX_CONNECTIONS}"
+        )));
     }
     for (key, seconds) in [
         ("connect_timeout_seconds", settings.connect_timeout_seconds),
         ("query_timeout_seconds", settings.query_timeout_seconds),
     ] {
         if !(1..=MAX_TIMEOUT_SECONDS).contains(&seconds) {
-            return Err(error(format!("`{key}` must be between 1 and {MAX_TIMEOUT_SECONDS}")));
+            return Err(error(format!(
+                "`{key}` must be between 1 and {MAX_TIMEOUT_SECONDS}"
+            )));
         }
     }
-    let cache = key_cache(name, settings.cache_seconds, settings.negative_cache_seconds, settings.cache_capacity)?;
+    let cache = key_cache(
+        name,
+        settings.cache_seconds,
+        settings.negative_cache_seconds,
+        settings.cache_capacity,
+    )?;
 
     sqlx::any::install_default_drivers();
     let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
@@ -331,7 +351,12 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
 }
 
 /// Checks the cache times against [`MAX_KEY_CACHE_SECONDS`] and builds the cache.
-pub(super) fn key_cache(name: &str, positive: u64, negative: u64, capacity: usize) -> Result<ResultCache, AdapterConfigError> {
+pub(super) fn key_cache(
+    name: &str,
+    positive: u64,
+    negative: u64,
+    capacity: usize,
+) -> Result<ResultCache, AdapterConfigError> {
     if positive > MAX_KEY_CACHE_SECONDS || negative > MAX_KEY_CACHE_SECONDS {
         return Err(AdapterConfigError::adapter(
             name,
@@ -360,14 +385,20 @@ pub(super) fn compile_key_pattern(
         if !has_group(part) {
             return Err(AdapterConfigError::adapter(
                 name,
-                format!("`hash_input` names the part {part:?}, but `pattern` has no group of that name"),
+                format!(
+                    "`hash_input` names the part {part:?}, but `pattern` has no group of that name"
+                ),
             ));
         }
     }
     Ok(regex)
 }
 
-fn choose_query(name: &str, setting: &QuerySetting, backend: Backend) -> Result<String, AdapterConfigError> {
+fn choose_query(
+    name: &str,
+    setting: &QuerySetting,
+    backend: Backend,
+) -> Result<String, AdapterConfigError> {
     let error = |message: String| AdapterConfigError::adapter(name, message);
     let query = match setting {
         QuerySetting::One(query) => query.clone(),
@@ -376,7 +407,12 @@ fn choose_query(name: &str, setting: &QuerySetting, backend: Backend) -> Result<
             Backend::Mysql => queries.mysql.clone(),
             Backend::Sqlite => queries.sqlite.clone(),
         }
-        .ok_or_else(|| error(format!("`query` has no entry for {}, the database of `url`", backend.name())))?,
+        .ok_or_else(|| {
+            error(format!(
+                "`query` has no entry for {}, the database of `url`",
+                backend.name()
+            ))
+        })?,
     };
     check_query(&query, backend).map_err(error)?;
     Ok(query)
@@ -398,7 +434,12 @@ fn choose_statement(
             Backend::Mysql => statements.mysql.clone(),
             Backend::Sqlite => statements.sqlite.clone(),
         }
-        .ok_or_else(|| error(format!("`{key}` has no entry for {}, the database of `url`", backend.name())))?,
+        .ok_or_else(|| {
+            error(format!(
+                "`{key}` has no entry for {}, the database of `url`",
+                backend.name()
+            ))
+        })?,
     };
     check(&statement, backend).map_err(|problem| error(format!("`{key}`: {problem}")))?;
     Ok(statement)
@@ -409,11 +450,20 @@ fn choose_statement(
 fn check_import_query(query: &str, backend: Backend) -> Result<(), String> {
     let code = check_single_select(query)?;
     let valid = match backend {
-        Backend::Postgres | Backend::Sqlite => code.contains("$1") && code.contains("$2") && !code.contains("$3") && !code.contains('?'),
+        Backend::Postgres | Backend::Sqlite => {
+            code.contains("$1")
+                && code.contains("$2")
+                && !code.contains("$3")
+                && !code.contains('?')
+        }
         Backend::Mysql => code.matches('?').count() == 2 && !code.contains('$'),
     };
     if !valid {
-        let placeholders = if backend == Backend::Mysql { "two ?" } else { "$1 and $2" };
+        let placeholders = if backend == Backend::Mysql {
+            "two ?"
+        } else {
+            "$1 and $2"
+        };
         return Err(format!(
             "the statement for {} must have exactly the placeholders {placeholders}: the last lookup value read and the page size",
             backend.name()
@@ -435,7 +485,11 @@ fn check_count_query(query: &str, _backend: Backend) -> Result<(), String> {
 /// contents of string literals.
 fn check_single_select(query: &str) -> Result<String, String> {
     let trimmed = query.trim().trim_end_matches(';').trim_end();
-    let first_word = trimmed.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    let first_word = trimmed
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if first_word != "SELECT" && first_word != "WITH" {
         return Err("the statement must be a SELECT".to_owned());
     }
@@ -449,7 +503,11 @@ fn check_single_select(query: &str) -> Result<String, String> {
 /// The lookup value is always bound, never written into the SQL text.
 fn check_query(query: &str, backend: Backend) -> Result<(), String> {
     let trimmed = query.trim().trim_end_matches(';').trim_end();
-    let first_word = trimmed.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    let first_word = trimmed
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if first_word != "SELECT" && first_word != "WITH" {
         return Err("`query` must be a SELECT statement".to_owned());
     }
@@ -468,7 +526,10 @@ fn check_query(query: &str, backend: Backend) -> Result<(), String> {
         }
         Backend::Mysql => {
             if code.matches('?').count() != 1 || code.contains("$1") {
-                return Err("`query` for mysql must have exactly one placeholder, ?, for the lookup value".to_owned());
+                return Err(
+                    "`query` for mysql must have exactly one placeholder, ?, for the lookup value"
+                        .to_owned(),
+                );
             }
         }
     }
@@ -534,7 +595,12 @@ impl LegacyVerifier for SqlKeysAdapter {
 }
 
 impl SqlKeysAdapter {
-    async fn verify_uncached(&self, credential: &str, captures: &Captures<'_>, now: i64) -> Result<LegacyClaims, Reason> {
+    async fn verify_uncached(
+        &self,
+        credential: &str,
+        captures: &Captures<'_>,
+        now: i64,
+    ) -> Result<LegacyClaims, Reason> {
         let record = self.find_record(credential, captures).await?;
         record_claims(&self.pattern, credential, record, now)
     }
@@ -542,7 +608,10 @@ impl SqlKeysAdapter {
     /// Returns the value bound to `query` for a key: the `lookup` capture, or its digest when
     /// `lookup_hash` is set.
     fn lookup_value_of(&self, captures: &Captures<'_>) -> String {
-        let lookup = captures.name(LOOKUP_CAPTURE).map(|m| m.as_str()).unwrap_or_default();
+        let lookup = captures
+            .name(LOOKUP_CAPTURE)
+            .map(|m| m.as_str())
+            .unwrap_or_default();
         match &self.lookup_hash {
             Some(lookup_hash) => lookup_hash.digest(lookup),
             None => lookup.to_owned(),
@@ -550,7 +619,11 @@ impl SqlKeysAdapter {
     }
 
     /// Reads the rows of the key's lookup value and returns the one whose hash matches.
-    async fn find_record(&self, credential: &str, captures: &Captures<'_>) -> Result<KeyRecord, Reason> {
+    async fn find_record(
+        &self,
+        credential: &str,
+        captures: &Captures<'_>,
+    ) -> Result<KeyRecord, Reason> {
         let lookup_value = self.lookup_value_of(captures);
         let rows = self.fetch_rows(&lookup_value).await?;
         if rows.len() > MAX_ROWS {
@@ -573,14 +646,17 @@ impl SqlKeysAdapter {
             tracing::error!(adapter.name = %self.name, %problem, "hash input cannot be selected");
             Reason::LegacyUnavailable
         })?;
-        let matched = match_record(&self.name, &self.hash, &self.hash_limits, input, records).await?;
+        let matched =
+            match_record(&self.name, &self.hash, &self.hash_limits, input, records).await?;
         matched.ok_or(Reason::UnknownCredential)
     }
 
     /// Runs the query for one lookup value. Every failure is logged and gives
     /// `legacy_unavailable`.
     async fn fetch_rows(&self, lookup_value: &str) -> Result<Vec<AnyRow>, Reason> {
-        let mut connection = match tokio::time::timeout(self.connect_timeout, self.pool.acquire()).await {
+        let mut connection = match tokio::time::timeout(self.connect_timeout, self.pool.acquire())
+            .await
+        {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => {
                 tracing::warn!(adapter.name = %self.name, %error, "connecting to the legacy key database failed");
@@ -638,13 +714,19 @@ impl SqlKeysAdapter {
     /// Returns the value `query` binds for `credential`, or `None` when the pattern does not
     /// match it.
     pub(super) fn lookup_value(&self, credential: &str) -> Option<String> {
-        self.pattern.captures(credential).map(|captures| self.lookup_value_of(&captures))
+        self.pattern
+            .captures(credential)
+            .map(|captures| self.lookup_value_of(&captures))
     }
 
     /// Reads one page of `import_query`: the rows after the lookup value `after`, at most
     /// `limit` of them. A row that cannot be read is returned with the problem, so the import
     /// can skip it and still move past it. A missing or NULL `lookup` column fails the page.
-    pub(super) async fn fetch_import_page(&self, after: &str, limit: u32) -> Result<Vec<ImportRow>, String> {
+    pub(super) async fn fetch_import_page(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ImportRow>, String> {
         let Some(statement) = &self.import_query else {
             return Err(format!("adapter {:?} has no `import_query`", self.name));
         };
@@ -689,13 +771,19 @@ impl SqlKeysAdapter {
             .fetch_one(&self.pool)
             .await
             .map_err(|error| format!("`count_query` failed: {error}"))?;
-        let count: i64 = row.try_get(0).map_err(|error| format!("`count_query` returned no integer count: {error}"))?;
+        let count: i64 = row
+            .try_get(0)
+            .map_err(|error| format!("`count_query` returned no integer count: {error}"))?;
         Ok(Some(u64::try_from(count).unwrap_or(0)))
     }
 
     /// Verifies `credential` against the live legacy store and also returns the matched row, for
     /// lazy import. A cached rejection is reused; a valid result is cached as `verify` does.
-    pub(super) async fn verify_with_record(&self, credential: &str, now: i64) -> Result<(LegacyClaims, KeyRecord), Reason> {
+    pub(super) async fn verify_with_record(
+        &self,
+        credential: &str,
+        now: i64,
+    ) -> Result<(LegacyClaims, KeyRecord), Reason> {
         let Some(captures) = self.pattern.captures(credential) else {
             return Err(Reason::Malformed);
         };
@@ -704,16 +792,24 @@ impl SqlKeysAdapter {
             return Err(reason);
         }
         let result = match self.find_record(credential, &captures).await {
-            Ok(record) => record_claims(&self.pattern, credential, record.clone(), now).map(|claims| (claims, record)),
+            Ok(record) => record_claims(&self.pattern, credential, record.clone(), now)
+                .map(|claims| (claims, record)),
             Err(reason) => Err(reason),
         };
-        let cached = result.as_ref().map(|(claims, _)| claims.clone()).map_err(|reason| *reason);
+        let cached = result
+            .as_ref()
+            .map(|(claims, _)| claims.clone())
+            .map_err(|reason| *reason);
         self.cache.store(cache_key, &cached, now);
         result
     }
 
     /// Checks `credential` against one imported record's legacy hash. `Ok(false)` is a wrong key.
-    pub(super) async fn matches_record(&self, credential: &str, record: KeyRecord) -> Result<bool, Reason> {
+    pub(super) async fn matches_record(
+        &self,
+        credential: &str,
+        record: KeyRecord,
+    ) -> Result<bool, Reason> {
         let Some(captures) = self.pattern.captures(credential) else {
             return Err(Reason::Malformed);
         };
@@ -721,12 +817,24 @@ impl SqlKeysAdapter {
             tracing::error!(adapter.name = %self.name, %problem, "hash input cannot be selected");
             Reason::LegacyUnavailable
         })?;
-        let matched = match_record(&self.name, &self.hash, &self.hash_limits, input, vec![record]).await?;
+        let matched = match_record(
+            &self.name,
+            &self.hash,
+            &self.hash_limits,
+            input,
+            vec![record],
+        )
+        .await?;
         Ok(matched.is_some())
     }
 
     /// Decides a matched record as the live path does: revoked, expired, or valid with claims.
-    pub(super) fn claims_of(&self, credential: &str, record: KeyRecord, now: i64) -> Result<LegacyClaims, Reason> {
+    pub(super) fn claims_of(
+        &self,
+        credential: &str,
+        record: KeyRecord,
+        now: i64,
+    ) -> Result<LegacyClaims, Reason> {
         record_claims(&self.pattern, credential, record, now)
     }
 }
@@ -793,17 +901,29 @@ pub(super) async fn match_record(
 }
 
 /// Decides a matched record: revoked, expired, or valid with its claims.
-pub(super) fn record_claims(pattern: &Regex, credential: &str, record: KeyRecord, now: i64) -> Result<LegacyClaims, Reason> {
+pub(super) fn record_claims(
+    pattern: &Regex,
+    credential: &str,
+    record: KeyRecord,
+    now: i64,
+) -> Result<LegacyClaims, Reason> {
     if record.revoked {
         return Err(Reason::Revoked);
     }
-    if record.expires_at.is_some_and(|expires_at| expires_at <= now) {
+    if record
+        .expires_at
+        .is_some_and(|expires_at| expires_at <= now)
+    {
         return Err(Reason::Expired);
     }
 
     let mut claims = Map::new();
     add_key_captures(pattern, credential, &mut claims);
-    let subject = record.key_id.as_ref().or(record.owner.as_ref()).and_then(scalar_text);
+    let subject = record
+        .key_id
+        .as_ref()
+        .or(record.owner.as_ref())
+        .and_then(scalar_text);
     if let Some(key_id) = record.key_id {
         claims.insert("key_id".to_owned(), key_id);
     }
@@ -815,7 +935,10 @@ pub(super) fn record_claims(pattern: &Regex, credential: &str, record: KeyRecord
     }
     let scope = record.scopes.as_ref().map(|scopes| scopes.join(" "));
     if let Some(scopes) = record.scopes {
-        claims.insert("scopes".to_owned(), Value::Array(scopes.into_iter().map(Value::String).collect()));
+        claims.insert(
+            "scopes".to_owned(),
+            Value::Array(scopes.into_iter().map(Value::String).collect()),
+        );
     }
     if let Some(expires_at) = record.expires_at {
         claims.insert("exp".to_owned(), Value::from(expires_at));
@@ -905,7 +1028,12 @@ impl KeyFields {
         };
         Ok(KeyRecord {
             stored_hash,
-            revoked: self.revoked.as_ref().map(parse_flag).transpose()?.unwrap_or(false),
+            revoked: self
+                .revoked
+                .as_ref()
+                .map(parse_flag)
+                .transpose()?
+                .unwrap_or(false),
             expires_at: self.expires.as_ref().map(parse_time).transpose()?,
             owner: self.owner,
             scopes: self.scopes.as_ref().map(parse_scopes).transpose()?,
@@ -931,11 +1059,18 @@ fn column_value(row: &AnyRow, name: &str) -> Result<Value, String> {
         AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
             Value::from(row.try_get::<i64, _>(name).map_err(decode_error)?)
         }
-        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Value::from(row.try_get::<f64, _>(name).map_err(decode_error)?),
-        AnyTypeInfoKind::Text => Value::String(row.try_get::<String, _>(name).map_err(decode_error)?),
+        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => {
+            Value::from(row.try_get::<f64, _>(name).map_err(decode_error)?)
+        }
+        AnyTypeInfoKind::Text => {
+            Value::String(row.try_get::<String, _>(name).map_err(decode_error)?)
+        }
         AnyTypeInfoKind::Blob => {
             let bytes = row.try_get::<Vec<u8>, _>(name).map_err(decode_error)?;
-            Value::String(String::from_utf8(bytes).map_err(|_| format!("column {name:?} is binary and not UTF-8"))?)
+            Value::String(
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("column {name:?} is binary and not UTF-8"))?,
+            )
         }
     };
     Ok(value)
@@ -962,7 +1097,12 @@ pub(super) fn parse_time(value: &Value) -> Result<i64, String> {
     match value {
         Value::Number(number) => number
             .as_i64()
-            .or_else(|| number.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
             .ok_or_else(invalid),
         Value::String(text) => parse_time_text(text.trim()).ok_or_else(invalid),
         _ => Err(invalid()),
@@ -986,15 +1126,23 @@ fn parse_time_text(text: &str) -> Option<i64> {
             }
         }
     }
-    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]");
-    PrimitiveDateTime::parse(text, format).ok().map(|time| time.assume_utc().unix_timestamp())
+    let format = format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(text, format)
+        .ok()
+        .map(|time| time.assume_utc().unix_timestamp())
 }
 
 fn parse_scopes(value: &Value) -> Result<Vec<String>, String> {
     let from_array = |items: &Vec<Value>| -> Result<Vec<String>, String> {
         items
             .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| "the scopes array holds a non-string".to_owned()))
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "the scopes array holds a non-string".to_owned())
+            })
             .collect()
     };
     match value {
@@ -1005,7 +1153,10 @@ fn parse_scopes(value: &Value) -> Result<Vec<String>, String> {
             if trimmed.starts_with('[') {
                 match serde_json::from_str::<Value>(trimmed) {
                     Ok(Value::Array(items)) => from_array(&items),
-                    _ => Err("the scopes column starts with [ but is not a JSON array of strings".to_owned()),
+                    _ => Err(
+                        "the scopes column starts with [ but is not a JSON array of strings"
+                            .to_owned(),
+                    ),
                 }
             } else {
                 Ok(trimmed
@@ -1065,8 +1216,14 @@ mod tests {
     #[test]
     fn scopes_parse_from_json_and_lists() {
         assert_eq!(parse_scopes(&json!("[\"*\"]")), Ok(vec!["*".to_owned()]));
-        assert_eq!(parse_scopes(&json!("read write")), Ok(vec!["read".to_owned(), "write".to_owned()]));
-        assert_eq!(parse_scopes(&json!("read,write")), Ok(vec!["read".to_owned(), "write".to_owned()]));
+        assert_eq!(
+            parse_scopes(&json!("read write")),
+            Ok(vec!["read".to_owned(), "write".to_owned()])
+        );
+        assert_eq!(
+            parse_scopes(&json!("read,write")),
+            Ok(vec!["read".to_owned(), "write".to_owned()])
+        );
     }
 
     #[test]
@@ -1076,7 +1233,10 @@ mod tests {
             encoding: DigestEncoding::Base64,
         };
         // SHA-256 of the empty string, standard base64 with padding.
-        assert_eq!(lookup.digest(""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            lookup.digest(""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 
     #[test]
@@ -1097,7 +1257,13 @@ mod tests {
     fn pattern_needs_lookup_group() {
         let error = compile_key_pattern("a", "[a-z]+", None, &HashInput::WholeKey).unwrap_err();
         assert!(error.to_string().contains("lookup"), "{error}");
-        let error = compile_key_pattern("a", "(?P<lookup>[a-z]+)", None, &HashInput::Part("secret".to_owned())).unwrap_err();
+        let error = compile_key_pattern(
+            "a",
+            "(?P<lookup>[a-z]+)",
+            None,
+            &HashInput::Part("secret".to_owned()),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("secret"), "{error}");
     }
 }

@@ -89,12 +89,20 @@ fn read_data(row: &AnyRow) -> StoreResult<LegacyKeyData> {
 
 impl Store {
     /// Returns the imported key of `adapter` with this lookup value.
-    pub async fn legacy_key(&self, adapter: &str, lookup: &str) -> StoreResult<Option<LegacyKeyRecord>> {
+    pub async fn legacy_key(
+        &self,
+        adapter: &str,
+        lookup: &str,
+    ) -> StoreResult<Option<LegacyKeyRecord>> {
         let sql = format!(
             "SELECT adapter, lookup, {DATA_COLUMNS}, origin, imported_at, changed_at, own_hmac, first_seen_at, last_seen_at \
              FROM legacy_keys WHERE adapter = $1 AND lookup = $2"
         );
-        let row = sqlx::query(&sql).bind(adapter).bind(lookup).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(adapter)
+            .bind(lookup)
+            .fetch_optional(self.pool())
+            .await?;
         row.map(|row| {
             Ok(LegacyKeyRecord {
                 adapter: row.try_get("adapter")?,
@@ -112,10 +120,15 @@ impl Store {
     }
 
     /// Returns the legacy fields of the imported keys among `lookups`, by lookup value.
-    pub async fn legacy_key_data(&self, adapter: &str, lookups: &[&str]) -> StoreResult<HashMap<String, LegacyKeyData>> {
+    pub async fn legacy_key_data(
+        &self,
+        adapter: &str,
+        lookups: &[&str],
+    ) -> StoreResult<HashMap<String, LegacyKeyData>> {
         let mut found = HashMap::with_capacity(lookups.len());
         for chunk in lookups.chunks(LOOKUPS_PER_QUERY) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
                 "SELECT lookup, {DATA_COLUMNS} FROM legacy_keys WHERE adapter = $1 AND lookup IN ({})",
                 placeholders.join(", ")
@@ -143,7 +156,12 @@ impl Store {
     /// Writes one import batch and moves the cursor in one transaction, so an interrupted import
     /// resumes after the last committed batch. An update whose legacy hash changed (the key was
     /// replaced under the same lookup value) clears `own_hmac`, which belonged to the old key.
-    pub async fn apply_legacy_import_batch(&self, adapter: &str, batch: &LegacyImportBatch<'_>, now: i64) -> StoreResult<()> {
+    pub async fn apply_legacy_import_batch(
+        &self,
+        adapter: &str,
+        batch: &LegacyImportBatch<'_>,
+        now: i64,
+    ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
         let insert = format!(
             "INSERT INTO legacy_keys (adapter, lookup, {DATA_COLUMNS}, origin, imported_at, changed_at) \
@@ -203,7 +221,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn legacy_import_cursor(&self, adapter: &str) -> StoreResult<Option<LegacyImportCursor>> {
+    pub async fn legacy_import_cursor(
+        &self,
+        adapter: &str,
+    ) -> StoreResult<Option<LegacyImportCursor>> {
         let row = sqlx::query("SELECT adapter, last_lookup, updated_at, finished_at FROM legacy_import_cursors WHERE adapter = $1")
             .bind(adapter)
             .fetch_optional(self.pool())
@@ -256,7 +277,13 @@ impl Store {
 
     /// Stores the daemon's HMAC of a key that verified in clear against its legacy hash, unless
     /// one is already stored, and records the sighting.
-    pub async fn set_legacy_key_hmac(&self, adapter: &str, lookup: &str, own_hmac: &str, now: i64) -> StoreResult<()> {
+    pub async fn set_legacy_key_hmac(
+        &self,
+        adapter: &str,
+        lookup: &str,
+        own_hmac: &str,
+        now: i64,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE legacy_keys SET own_hmac = COALESCE(own_hmac, $3), first_seen_at = COALESCE(first_seen_at, $4), \
              last_seen_at = $4 WHERE adapter = $1 AND lookup = $2",

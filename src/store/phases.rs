@@ -70,7 +70,10 @@ impl Store {
             .collect()
     }
 
-    pub async fn insert_phase_exception(&self, exception: &PhaseExceptionRecord) -> StoreResult<()> {
+    pub async fn insert_phase_exception(
+        &self,
+        exception: &PhaseExceptionRecord,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO phase_exceptions (adapter, tenant_id, credential_fingerprint, expires_at, created_at, actor) \
              VALUES ($1, $2, $3, $4, $5, $6)",

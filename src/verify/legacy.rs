@@ -18,8 +18,11 @@ impl Verifier {
         let now = self.now();
         // An adapter enforced as a whole, without tenant overrides or exceptions, makes no call
         // to the legacy source at all.
-        let adapter_wide = self.phases.in_force(&adapter.name, adapter.phase, None, &self.directory, now);
-        if adapter_wide.phase == Phase::Enforce && !self.phases.has_tenant_rules(&adapter.name, now) {
+        let adapter_wide =
+            self.phases
+                .in_force(&adapter.name, adapter.phase, None, &self.directory, now);
+        if adapter_wide.phase == Phase::Enforce && !self.phases.has_tenant_rules(&adapter.name, now)
+        {
             return Err(Reason::LegacyRetired);
         }
         // In `shadow` the live legacy source decides. In the later phases a `sql_keys` key
@@ -28,9 +31,28 @@ impl Verifier {
         // tenant override back to `shadow` still verifies from the imported copy.
         let claims = match adapter.verifier.sql_keys() {
             Some(keys) if adapter_wide.phase != Phase::Shadow => {
-                crate::legacy::imported::verify(&self.store, &self.pepper, keys, credential, now).await?
+                crate::legacy::imported::verify(&self.store, &self.pepper, keys, credential, now)
+                    .await?
             }
-            _ => adapter.verifier.verify(credential, now).await?,
+            Some(keys) => {
+                // In shadow the live source decides; the imported copy answers beside it and
+                // a different answer is recorded as a disagreement.
+                let live = adapter.verifier.verify(credential, now).await;
+                if let Some(copy) = crate::legacy::imported::verify_copy_only(
+                    &self.store,
+                    &self.pepper,
+                    keys,
+                    credential,
+                    now,
+                )
+                .await
+                {
+                    self.compare_shadow(adapter, fingerprint, &live, &copy)
+                        .await;
+                }
+                live?
+            }
+            None => adapter.verifier.verify(credential, now).await?,
         };
         let mapped = adapter
             .mapping
@@ -43,13 +65,21 @@ impl Verifier {
             .iter()
             .find_map(|name| claims.claims.get(*name).and_then(Value::as_str))
             .map(str::to_owned);
-        let in_force = self
-            .phases
-            .in_force(&adapter.name, adapter.phase, Some(&mapped.tenant_id), &self.directory, now);
+        let in_force = self.phases.in_force(
+            &adapter.name,
+            adapter.phase,
+            Some(&mapped.tenant_id),
+            &self.directory,
+            now,
+        );
         if in_force.phase == Phase::Enforce
-            && !self
-                .phases
-                .has_exception(&adapter.name, &mapped.tenant_id, fingerprint, &self.directory, now)
+            && !self.phases.has_exception(
+                &adapter.name,
+                &mapped.tenant_id,
+                fingerprint,
+                &self.directory,
+                now,
+            )
         {
             return Err(Reason::LegacyRetired);
         }
@@ -79,5 +109,36 @@ impl Verifier {
             phase: Some(in_force),
             translated_from: None,
         })
+    }
+
+    /// Records a disagreement between the live legacy answer and the daemon's own answer.
+    async fn compare_shadow(
+        &self,
+        adapter: &Adapter,
+        fingerprint: &str,
+        live: &Result<crate::legacy::LegacyClaims, Reason>,
+        copy: &Result<crate::legacy::LegacyClaims, Reason>,
+    ) {
+        let reason_of = |result: &Result<crate::legacy::LegacyClaims, Reason>| match result {
+            Ok(_) => Reason::Valid,
+            Err(reason) => *reason,
+        };
+        let (legacy, bridge) = (reason_of(live), reason_of(copy));
+        if legacy == bridge || legacy.is_unavailable() {
+            return;
+        }
+        tracing::info!(adapter.name = %adapter.name, credential.fingerprint = %fingerprint, legacy = %legacy, bridge = %bridge, "shadow disagreement");
+        let mut event = crate::audit::AuditEvent::new(
+            crate::audit::Action::ShadowCompare,
+            crate::audit::Outcome::Failure,
+            "shadow_disagreement",
+        )
+        .with_fingerprint(fingerprint)
+        .with_detail(serde_json::json!({"legacy": legacy.as_str(), "bridge": bridge.as_str()}));
+        event.adapter = Some(adapter.name.clone());
+        event.source = adapter.name.clone();
+        if let Err(error) = self.audit.record(event).await {
+            tracing::warn!(%error, adapter.name = %adapter.name, "recording a shadow disagreement failed");
+        }
     }
 }

@@ -161,6 +161,8 @@ pub struct Verifier {
     adapters: Arc<Adapters>,
     phases: Arc<PhaseBook>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Receives shadow-phase disagreements, which no single answer carries.
+    audit: Arc<crate::audit::Audit>,
     clock: SharedClock,
 }
 
@@ -170,6 +172,12 @@ impl std::fmt::Debug for Verifier {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// Returns the revocation-list entry that revokes every token of a deleted machine. It cannot
+/// collide with a `jti`, which the daemon writes as 32 hex digits.
+pub fn machine_revocation_marker(machine_id: &str) -> String {
+    format!("machine:{machine_id}")
 }
 
 /// Returns the fingerprint of a credential: `sha256:` and 16 hex digits, safe to log.
@@ -191,6 +199,7 @@ impl Verifier {
         adapters: Arc<Adapters>,
         phases: Arc<PhaseBook>,
         metrics: Arc<crate::metrics::Metrics>,
+        audit: Arc<crate::audit::Audit>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -204,6 +213,7 @@ impl Verifier {
             adapters,
             phases,
             metrics,
+            audit,
             clock,
         }
     }
@@ -228,7 +238,8 @@ impl Verifier {
     pub async fn verify(&self, credential: &str, requirements: &Requirements) -> Decision {
         let started = std::time::Instant::now();
         let decision = self.decide(credential, requirements).await;
-        self.metrics.observe_verification(&decision, started.elapsed().as_secs_f64());
+        self.metrics
+            .observe_verification(&decision, started.elapsed().as_secs_f64());
         decision
     }
 

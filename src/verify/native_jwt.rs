@@ -90,6 +90,12 @@ impl Verifier {
             .ok_or(Reason::Malformed)?;
         // A native machine id, or the mapped legacy machine of an exchanged token.
         let machine_id = string_claim(claims, "machineId")?;
+        if machine_id.as_deref().is_some_and(|m| {
+            self.revocations
+                .contains(&super::machine_revocation_marker(m))
+        }) {
+            return Err(Reason::Revoked);
+        }
 
         Ok(Identity {
             source: Source::Native,

@@ -13,7 +13,12 @@ use authbridge::verify::Requirements;
 use crate::common::{form, postgres_backend, send, TestApp};
 
 async fn reason_on(app: &App, credential: &str) -> String {
-    app.verifier.verify(credential, &Requirements::default()).await.reason.as_str().to_owned()
+    app.verifier
+        .verify(credential, &Requirements::default())
+        .await
+        .reason
+        .as_str()
+        .to_owned()
 }
 
 /// Polls `check` for up to one second.
@@ -41,7 +46,9 @@ async fn changes_reach_the_other_instance_within_a_second() {
         return;
     };
     let first = TestApp::open(backend, authbridge::jose::Algorithm::RS256).await;
-    let second: Arc<App> = App::open(first.app.config.clone(), first.clock.clone()).await.expect("second instance");
+    let second: Arc<App> = App::open(first.app.config.clone(), first.clock.clone())
+        .await
+        .expect("second instance");
     authbridge::cluster::start(&first.app);
     authbridge::cluster::start(&second);
     // Give both listeners time to subscribe before the first change.
@@ -49,7 +56,11 @@ async fn changes_reach_the_other_instance_within_a_second() {
 
     let (tenant, admin_key) = first.bootstrap("root").await;
     let reader_key = first.api_key(&tenant, "readonly", Mode::Live).await;
-    assert_eq!(reason_on(&second, &reader_key).await, "valid", "the key verifies on the other instance");
+    assert_eq!(
+        reason_on(&second, &reader_key).await,
+        "valid",
+        "the key verifies on the other instance"
+    );
 
     let keys = first.app.store.api_keys_of_tenant(&tenant).await.unwrap();
     let reader = keys.iter().find(|k| k.role == "readonly").unwrap();
@@ -64,7 +75,11 @@ async fn changes_reach_the_other_instance_within_a_second() {
     assert_eq!(reason_on(&second, &token).await, "valid");
     let revoke = send(
         &first.router,
-        form("/oauth/revoke", Some(&format!("Bearer {admin_key}")), &format!("token={token}")),
+        form(
+            "/oauth/revoke",
+            Some(&format!("Bearer {admin_key}")),
+            &format!("token={token}"),
+        ),
     )
     .await;
     assert_eq!(revoke.status, 200);
@@ -74,12 +89,19 @@ async fn changes_reach_the_other_instance_within_a_second() {
     );
 
     first.app.keyring.rotate(first.clock.now()).await.unwrap();
-    first.app.announce(authbridge::cluster::Change::SigningKeys).await;
+    first
+        .app
+        .announce(authbridge::cluster::Change::SigningKeys)
+        .await;
     let current = first.app.keyring.current().kid.clone();
     assert!(
         within_one_second(|| async { second.keyring.current().kid == current }).await,
         "signing key rotation reaches the other instance"
     );
     let fresh = first.token(&client_id, &secret, "").await;
-    assert_eq!(reason_on(&second, &fresh).await, "valid", "a token signed after rotation verifies on the other instance");
+    assert_eq!(
+        reason_on(&second, &fresh).await,
+        "valid",
+        "a token signed after rotation verifies on the other instance"
+    );
 }

@@ -333,8 +333,14 @@ async fn phases_move_forward_and_back() {
 
     let dual = verify(&t, &token).await;
     assert_eq!(dual.status, 200);
-    assert!(dual.headers.get("deprecation").is_some(), "dual answers carry Deprecation");
-    assert!(dual.headers.get("sunset").is_none(), "dual answers carry no Sunset");
+    assert!(
+        dual.headers.get("deprecation").is_some(),
+        "dual answers carry Deprecation"
+    );
+    assert!(
+        dual.headers.get("sunset").is_none(),
+        "dual answers carry no Sunset"
+    );
 
     let sunset = authbridge::admin::SetPhase {
         phase: authbridge::legacy::Phase::Sunset,
@@ -342,25 +348,48 @@ async fn phases_move_forward_and_back() {
         at: None,
         sunset_at: Some(rfc3339(START + 1000)),
     };
-    t.app.set_phase("old-idp", &sunset, "test").await.expect("set sunset");
+    t.app
+        .set_phase("old-idp", &sunset, "test")
+        .await
+        .expect("set sunset");
     let announced = verify(&t, &token).await;
     assert_eq!(announced.status, 200);
-    let header = announced.headers.get("sunset").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = announced
+        .headers
+        .get("sunset")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     assert!(header.ends_with("GMT"), "Sunset is an HTTP-date: {header}");
 
     t.clock.set(START + 1000);
     let retired = verify(&t, &token).await;
-    assert_eq!(retired.reason(), "legacy_retired", "sunset turns into enforce at its cutoff");
+    assert_eq!(
+        retired.reason(),
+        "legacy_retired",
+        "sunset turns into enforce at its cutoff"
+    );
 
     let exception = authbridge::admin::AddException {
         tenant_id: Some(t.tenant.clone()),
         credential_fingerprint: None,
         until: rfc3339(START + 2000),
     };
-    t.app.add_phase_exception("old-idp", &exception, "test").await.expect("exception");
-    assert_eq!(verify(&t, &token).await.status, 200, "a live exception keeps legacy access");
+    t.app
+        .add_phase_exception("old-idp", &exception, "test")
+        .await
+        .expect("exception");
+    assert_eq!(
+        verify(&t, &token).await.status,
+        200,
+        "a live exception keeps legacy access"
+    );
     t.clock.set(START + 2000);
-    assert_eq!(verify(&t, &token).await.reason(), "legacy_retired", "the exception expired");
+    assert_eq!(
+        verify(&t, &token).await.reason(),
+        "legacy_retired",
+        "the exception expired"
+    );
 
     let back = authbridge::admin::SetPhase {
         phase: authbridge::legacy::Phase::Dual,
@@ -368,8 +397,15 @@ async fn phases_move_forward_and_back() {
         at: None,
         sunset_at: None,
     };
-    t.app.set_phase("old-idp", &back, "test").await.expect("restore dual");
-    assert_eq!(verify(&t, &token).await.status, 200, "an earlier phase can be restored");
+    t.app
+        .set_phase("old-idp", &back, "test")
+        .await
+        .expect("restore dual");
+    assert_eq!(
+        verify(&t, &token).await.status,
+        200,
+        "an earlier phase can be restored"
+    );
 
     let scheduled = authbridge::admin::SetPhase {
         phase: authbridge::legacy::Phase::Enforce,
@@ -377,17 +413,29 @@ async fn phases_move_forward_and_back() {
         at: Some(rfc3339(START + 3000)),
         sunset_at: None,
     };
-    t.app.set_phase("old-idp", &scheduled, "test").await.expect("schedule enforce");
-    assert_eq!(verify(&t, &token).await.status, 200, "scheduled change not yet in force");
+    t.app
+        .set_phase("old-idp", &scheduled, "test")
+        .await
+        .expect("schedule enforce");
+    assert_eq!(
+        verify(&t, &token).await.status,
+        200,
+        "scheduled change not yet in force"
+    );
     t.clock.set(START + 3000);
-    assert_eq!(verify(&t, &token).await.reason(), "legacy_retired", "scheduled change applies on its own");
+    assert_eq!(
+        verify(&t, &token).await.reason(),
+        "legacy_retired",
+        "scheduled change applies on its own"
+    );
 }
 
 #[tokio::test]
 async fn phase_changes_are_audited_and_listed() {
     let t = legacy_app("shadow").await;
     let (_, admin_key) = {
-        let tenant: authbridge::ids::TenantId = authbridge::ids::TenantId::parse(&t.tenant).unwrap();
+        let tenant: authbridge::ids::TenantId =
+            authbridge::ids::TenantId::parse(&t.tenant).unwrap();
         let (_, key) = t
             .app
             .create_api_key(
@@ -403,22 +451,43 @@ async fn phase_changes_are_audited_and_listed() {
             .unwrap();
         (tenant, key.expose().to_owned())
     };
-    let request = crate::common::admin(Method::POST, "/v1/adapters/old-idp/phase", &admin_key, Some(json!({"phase": "dual"})));
+    let request = crate::common::admin(
+        Method::POST,
+        "/v1/adapters/old-idp/phase",
+        &admin_key,
+        Some(json!({"phase": "dual"})),
+    );
     let response = send(&t.router, request).await;
     assert_eq!(response.status, 201, "{:?}", response.body);
 
-    let list = send(&t.router, crate::common::admin(Method::GET, "/v1/adapters", &admin_key, None)).await;
+    let list = send(
+        &t.router,
+        crate::common::admin(Method::GET, "/v1/adapters", &admin_key, None),
+    )
+    .await;
     assert_eq!(list.body[0]["phase"], "dual");
     assert_eq!(list.body[0]["configuredPhase"], "shadow");
     assert_eq!(list.body[0]["history"].as_array().map(Vec::len), Some(1));
 
     t.app.audit.flush().await.unwrap();
-    let events = send(&t.router, crate::common::admin(Method::GET, "/v1/audit/events", &admin_key, None)).await;
+    let events = send(
+        &t.router,
+        crate::common::admin(Method::GET, "/v1/audit/events", &admin_key, None),
+    )
+    .await;
     let actions: Vec<String> = events.body["events"]
         .as_array()
-        .map(|events| events.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect())
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["action"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(actions.iter().any(|a| a == "phase_change"), "phase change audited: {actions:?}");
+    assert!(
+        actions.iter().any(|a| a == "phase_change"),
+        "phase change audited: {actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -426,17 +495,25 @@ async fn metrics_count_decisions_with_bounded_labels() {
     let t = legacy_app("dual").await;
     verify(&t, &legacy_token(claims("acme", START + 600))).await;
     verify(&t, "not-a-credential").await;
-    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
     let response = t.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
         text.contains(r#"authbridge_verifications_total{source="legacy",adapter="old-idp",outcome="valid",reason="valid"} 1"#),
         "{text}"
     );
     assert!(text.contains(r#"reason="unknown_credential""#), "{text}");
-    assert!(text.contains("authbridge_verify_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("authbridge_verify_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("authbridge_audit_queue_depth"), "{text}");
     assert!(!text.contains(&t.tenant), "no tenant label");
 }
@@ -445,9 +522,13 @@ async fn metrics_count_decisions_with_bounded_labels() {
 async fn exchange_follows_the_phase_in_force() {
     let t = legacy_app("shadow").await;
     let subject = legacy_token(claims("acme", START + 300));
-    let body = format!("grant_type={EXCHANGE}&subject_token={subject}&subject_token_type={JWT_TYPE}");
+    let body =
+        format!("grant_type={EXCHANGE}&subject_token={subject}&subject_token_type={JWT_TYPE}");
     let closed = exchange(&t, &body).await;
-    assert_eq!(closed.body["error"], "unauthorized_client", "exchange is closed in shadow");
+    assert_eq!(
+        closed.body["error"], "unauthorized_client",
+        "exchange is closed in shadow"
+    );
 
     let dual = authbridge::admin::SetPhase {
         phase: authbridge::legacy::Phase::Dual,
@@ -455,7 +536,14 @@ async fn exchange_follows_the_phase_in_force() {
         at: None,
         sunset_at: None,
     };
-    t.app.set_phase("old-idp", &dual, "test").await.expect("set dual");
+    t.app
+        .set_phase("old-idp", &dual, "test")
+        .await
+        .expect("set dual");
     let open = exchange(&t, &body).await;
-    assert_eq!(open.status, 200, "exchange opens with the phase set at run time: {:?}", open.body);
+    assert_eq!(
+        open.status, 200,
+        "exchange opens with the phase set at run time: {:?}",
+        open.body
+    );
 }

@@ -22,8 +22,11 @@ const COLUMNS: &str = "prefix AS lookup, hashed_key, CAST(revoked AS INTEGER) AS
      CAST(strftime('%s', expiry_date) AS INTEGER) AS expiry_date, name, prefix";
 
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keystores/drf.json"))
-        .expect("read tests/fixtures/keystores/drf.json");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/keystores/drf.json"
+    ))
+    .expect("read tests/fixtures/keystores/drf.json");
     serde_json::from_str(&text).expect("drf.json is JSON")
 }
 
@@ -34,7 +37,10 @@ fn fixture_key(fixture: &Value, name: &str) -> (String, Value) {
         .iter()
         .find(|c| c["case"] == name)
         .unwrap_or_else(|| panic!("fixture case {name}"));
-    (case["key"].as_str().expect("key").to_owned(), case["row"].clone())
+    (
+        case["key"].as_str().expect("key").to_owned(),
+        case["row"].clone(),
+    )
 }
 
 /// A SQLite legacy database with the DRF API key table.
@@ -49,7 +55,9 @@ impl LegacyDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("legacy.db").display());
         let db = Self { url, _dir: dir };
-        let mut connection = AnyConnection::connect(&format!("{}?mode=rwc", db.url)).await.expect("create the legacy database");
+        let mut connection = AnyConnection::connect(&format!("{}?mode=rwc", db.url))
+            .await
+            .expect("create the legacy database");
         for statement in fixture["ddl"]["sqlite"][TABLE].as_array().expect("DDL") {
             sqlx::query(statement.as_str().expect("DDL text"))
                 .execute(&mut connection)
@@ -60,12 +68,17 @@ impl LegacyDb {
     }
 
     async fn connect(&self) -> AnyConnection {
-        AnyConnection::connect(&self.url).await.expect("connect to the legacy database")
+        AnyConnection::connect(&self.url)
+            .await
+            .expect("connect to the legacy database")
     }
 
     async fn execute(&self, sql: &str) {
         let mut connection = self.connect().await;
-        sqlx::query(sql).execute(&mut connection).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        sqlx::query(sql)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     async fn insert_fixture_rows(&self, fixture: &Value) {
@@ -97,7 +110,14 @@ impl LegacyDb {
         let mut transaction = connection.begin().await.expect("begin");
         for chunk in keys.chunks(ROWS_PER_INSERT) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${}, '2024-01-01 00:00:00', 'generated', 0, NULL)", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, '2024-01-01 00:00:00', 'generated', 0, NULL)",
+                        3 * i + 1,
+                        3 * i + 2,
+                        3 * i + 3
+                    )
+                })
                 .collect();
             let sql = format!(
                 "INSERT INTO {TABLE} (id, prefix, hashed_key, created, name, revoked, expiry_date) VALUES {}",
@@ -107,9 +127,15 @@ impl LegacyDb {
             for key in chunk {
                 let hash = format!("sha512$${}", hex::encode(Sha512::digest(key.as_bytes())));
                 let prefix = key[..8].to_owned();
-                query = query.bind(format!("{prefix}.{hash}")).bind(prefix).bind(hash);
+                query = query
+                    .bind(format!("{prefix}.{hash}"))
+                    .bind(prefix)
+                    .bind(hash);
             }
-            query.execute(&mut *transaction).await.expect("insert generated keys");
+            query
+                .execute(&mut *transaction)
+                .await
+                .expect("insert generated keys");
         }
         transaction.commit().await.expect("commit");
         keys
@@ -144,7 +170,11 @@ async fn app_with_adapter(db: &LegacyDb, tenant: &TenantId, phase: &str) -> Test
         created_at: START,
         updated_at: START,
     };
-    app.app.store.insert_tenant(&record).await.expect("insert the tenant");
+    app.app
+        .store
+        .insert_tenant(&record)
+        .await
+        .expect("insert the tenant");
     app.app.directory.upsert(&record);
     app
 }
@@ -152,9 +182,13 @@ async fn app_with_adapter(db: &LegacyDb, tenant: &TenantId, phase: &str) -> Test
 async fn run_import(app: &TestApp, options: &ImportOptions) -> ImportSummary {
     let adapter = app.app.verifier.adapters().get(ADAPTER).expect("adapter");
     let clock = app.clock.clone();
-    import::run(&app.app.store, adapter, options, &ProgressBar::hidden(), move || {
-        authbridge::clock::Clock::now(&*clock)
-    })
+    import::run(
+        &app.app.store,
+        adapter,
+        options,
+        &ProgressBar::hidden(),
+        move || authbridge::clock::Clock::now(&*clock),
+    )
     .await
     .expect("import")
 }
@@ -175,7 +209,10 @@ async fn import_resumes_and_is_idempotent() {
     let app = app_with_adapter(&db, &tenant, "dual").await;
     let store = &app.app.store;
     let adapter = app.app.verifier.adapters().get(ADAPTER).expect("adapter");
-    assert_eq!(import::count_rows(adapter).await.expect("count"), Some(KEYS as u64));
+    assert_eq!(
+        import::count_rows(adapter).await.expect("count"),
+        Some(KEYS as u64)
+    );
 
     // An import interrupted after 50 of 100 batches.
     let started = Instant::now();
@@ -187,7 +224,11 @@ async fn import_resumes_and_is_idempotent() {
     assert_eq!(first.inserted, 50_000);
     assert!(!first.finished);
     assert_eq!(store.count_legacy_keys(ADAPTER).await.unwrap(), 50_000);
-    let cursor = store.legacy_import_cursor(ADAPTER).await.unwrap().expect("cursor");
+    let cursor = store
+        .legacy_import_cursor(ADAPTER)
+        .await
+        .unwrap()
+        .expect("cursor");
     assert_eq!(cursor.last_lookup, keys[49_999][..8]);
     assert_eq!(cursor.finished_at, None);
 
@@ -199,7 +240,11 @@ async fn import_resumes_and_is_idempotent() {
     assert_eq!(resumed.updated, 0);
     assert!(resumed.finished);
     assert_eq!(store.count_legacy_keys(ADAPTER).await.unwrap(), KEYS as i64);
-    let cursor = store.legacy_import_cursor(ADAPTER).await.unwrap().expect("cursor");
+    let cursor = store
+        .legacy_import_cursor(ADAPTER)
+        .await
+        .unwrap()
+        .expect("cursor");
     assert_eq!(cursor.last_lookup, keys[KEYS - 1][..8]);
     assert!(cursor.finished_at.is_some());
 
@@ -212,8 +257,14 @@ async fn import_resumes_and_is_idempotent() {
     assert!(again.skipped.is_empty(), "{:?}", again.skipped);
 
     // Changes in the legacy store: a dry run counts them and writes nothing.
-    db.execute(&format!("UPDATE {TABLE} SET revoked = 1 WHERE prefix = '00000007'")).await;
-    db.execute(&format!("UPDATE {TABLE} SET expiry_date = '2030-01-01 00:00:00' WHERE prefix = '00099999'")).await;
+    db.execute(&format!(
+        "UPDATE {TABLE} SET revoked = 1 WHERE prefix = '00000007'"
+    ))
+    .await;
+    db.execute(&format!(
+        "UPDATE {TABLE} SET expiry_date = '2030-01-01 00:00:00' WHERE prefix = '00099999'"
+    ))
+    .await;
     let dry_run = ImportOptions {
         dry_run: true,
         ..ImportOptions::default()
@@ -221,21 +272,40 @@ async fn import_resumes_and_is_idempotent() {
     let planned = run_import(&app, &dry_run).await;
     assert_eq!(planned.updated, 2);
     assert_eq!(planned.inserted, 0);
-    let stored = store.legacy_key(ADAPTER, "00000007").await.unwrap().expect("row");
+    let stored = store
+        .legacy_key(ADAPTER, "00000007")
+        .await
+        .unwrap()
+        .expect("row");
     assert!(!stored.data.revoked, "a dry run must not write");
 
     let applied = run_import(&app, &ImportOptions::default()).await;
     assert_eq!(applied.updated, 2);
     assert_eq!(applied.unchanged, KEYS as u64 - 2);
-    let stored = store.legacy_key(ADAPTER, "00000007").await.unwrap().expect("row");
+    let stored = store
+        .legacy_key(ADAPTER, "00000007")
+        .await
+        .unwrap()
+        .expect("row");
     assert!(stored.data.revoked);
-    let stored = store.legacy_key(ADAPTER, "00099999").await.unwrap().expect("row");
+    let stored = store
+        .legacy_key(ADAPTER, "00099999")
+        .await
+        .unwrap()
+        .expect("row");
     assert_eq!(stored.data.expires_at, Some(1_893_456_000));
 
     // An imported key verifies from the copy.
     let response = app.verify(&keys[12_345], None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-    assert_reason(&app, &keys[7], StatusCode::UNAUTHORIZED, "revoked", "revoked after import").await;
+    assert_reason(
+        &app,
+        &keys[7],
+        StatusCode::UNAUTHORIZED,
+        "revoked",
+        "revoked after import",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -257,7 +327,9 @@ async fn import_skips_unreadable_rows() {
     let summary = run_import(&app, &options).await;
     assert_eq!(summary.inserted, 5);
     assert_eq!(
-        summary.skipped.get("unreadable row: column \"hashed_key\" is binary and not UTF-8"),
+        summary
+            .skipped
+            .get("unreadable row: column \"hashed_key\" is binary and not UTF-8"),
         Some(&1),
         "{:?}",
         summary.skipped
@@ -280,7 +352,13 @@ async fn imported_copy_verifies_without_legacy_store() {
     db.execute(&format!("DROP TABLE {TABLE}")).await;
     let (valid, valid_row) = fixture_key(&fixture, "valid");
     let lookup = valid_row["prefix"].as_str().expect("prefix");
-    let stored = app.app.store.legacy_key(ADAPTER, lookup).await.unwrap().expect("imported");
+    let stored = app
+        .app
+        .store
+        .legacy_key(ADAPTER, lookup)
+        .await
+        .unwrap()
+        .expect("imported");
     assert_eq!(stored.own_hmac, None);
     assert_eq!(stored.origin, "import");
 
@@ -288,8 +366,17 @@ async fn imported_copy_verifies_without_legacy_store() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["source"], json!("legacy"));
     assert_eq!(response.body["tenantId"], json!(tenant.as_str()));
-    let stored = app.app.store.legacy_key(ADAPTER, lookup).await.unwrap().expect("imported");
-    assert_eq!(stored.own_hmac, Some(app.app.pepper.digest_hex(valid.as_bytes())));
+    let stored = app
+        .app
+        .store
+        .legacy_key(ADAPTER, lookup)
+        .await
+        .unwrap()
+        .expect("imported");
+    assert_eq!(
+        stored.own_hmac,
+        Some(app.app.pepper.digest_hex(valid.as_bytes()))
+    );
     assert_eq!(stored.first_seen_at, Some(START));
     // The second verification compares the daemon's HMAC.
     assert_reason(&app, &valid, StatusCode::OK, "valid", "by own HMAC").await;
@@ -299,12 +386,40 @@ async fn imported_copy_verifies_without_legacy_store() {
     let mut wrong = valid.clone();
     wrong.pop();
     wrong.push(if valid.ends_with('a') { 'b' } else { 'a' });
-    assert_reason(&app, &wrong, StatusCode::UNAUTHORIZED, "unknown_credential", "wrong secret").await;
-    assert_reason(&app, &fixture_key(&fixture, "revoked").0, StatusCode::UNAUTHORIZED, "revoked", "revoked").await;
-    assert_reason(&app, &fixture_key(&fixture, "expired").0, StatusCode::UNAUTHORIZED, "expired", "expired").await;
+    assert_reason(
+        &app,
+        &wrong,
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        "wrong secret",
+    )
+    .await;
+    assert_reason(
+        &app,
+        &fixture_key(&fixture, "revoked").0,
+        StatusCode::UNAUTHORIZED,
+        "revoked",
+        "revoked",
+    )
+    .await;
+    assert_reason(
+        &app,
+        &fixture_key(&fixture, "expired").0,
+        StatusCode::UNAUTHORIZED,
+        "expired",
+        "expired",
+    )
+    .await;
     // A key that was not imported goes to the legacy store, which is gone.
     let unknown = format!("Zz9Zz9Zz{}", &valid[8..]);
-    assert_reason(&app, &unknown, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", "not imported").await;
+    assert_reason(
+        &app,
+        &unknown,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        "not imported",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -318,13 +433,29 @@ async fn lazy_import_on_first_verification() {
     let lookup = valid_row["prefix"].as_str().expect("prefix");
 
     assert_reason(&app, &valid, StatusCode::OK, "valid", "live").await;
-    let stored = app.app.store.legacy_key(ADAPTER, lookup).await.unwrap().expect("imported lazily");
+    let stored = app
+        .app
+        .store
+        .legacy_key(ADAPTER, lookup)
+        .await
+        .unwrap()
+        .expect("imported lazily");
     assert_eq!(stored.origin, "lazy");
-    assert_eq!(stored.own_hmac, Some(app.app.pepper.digest_hex(valid.as_bytes())));
+    assert_eq!(
+        stored.own_hmac,
+        Some(app.app.pepper.digest_hex(valid.as_bytes()))
+    );
     assert_eq!(stored.data.hash_scheme, "django");
     assert_eq!(stored.data.owner.as_deref(), Some("\"valid\""));
     // A rejected key is not recorded.
-    assert_reason(&app, &fixture_key(&fixture, "revoked").0, StatusCode::UNAUTHORIZED, "revoked", "revoked").await;
+    assert_reason(
+        &app,
+        &fixture_key(&fixture, "revoked").0,
+        StatusCode::UNAUTHORIZED,
+        "revoked",
+        "revoked",
+    )
+    .await;
     assert_eq!(app.app.store.count_legacy_keys(ADAPTER).await.unwrap(), 1);
 
     // After the live result's cache time, the key still verifies without the legacy table.
@@ -343,7 +474,14 @@ async fn shadow_phase_asks_the_legacy_store() {
     run_import(&app, &ImportOptions::default()).await;
     db.execute(&format!("DROP TABLE {TABLE}")).await;
     let (valid, _) = fixture_key(&fixture, "valid");
-    assert_reason(&app, &valid, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", "shadow").await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        "shadow",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -358,10 +496,27 @@ async fn legacy_revocation_arrives_with_next_import() {
     assert_reason(&app, &valid, StatusCode::OK, "valid", "before revocation").await;
 
     let prefix = valid_row["prefix"].as_str().expect("prefix");
-    db.execute(&format!("UPDATE {TABLE} SET revoked = 1 WHERE prefix = '{prefix}'")).await;
+    db.execute(&format!(
+        "UPDATE {TABLE} SET revoked = 1 WHERE prefix = '{prefix}'"
+    ))
+    .await;
     // The imported copy decides until the next import.
-    assert_reason(&app, &valid, StatusCode::OK, "valid", "revoked in the legacy store only").await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::OK,
+        "valid",
+        "revoked in the legacy store only",
+    )
+    .await;
     let summary = run_import(&app, &ImportOptions::default()).await;
     assert_eq!(summary.updated, 1);
-    assert_reason(&app, &valid, StatusCode::UNAUTHORIZED, "revoked", "after the next import").await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::UNAUTHORIZED,
+        "revoked",
+        "after the next import",
+    )
+    .await;
 }

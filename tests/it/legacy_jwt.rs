@@ -141,7 +141,10 @@ fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Serves `body` at `route` with an optional `Cache-Control` value.
@@ -198,15 +201,20 @@ fn self_signed(key: &PKey<Private>) -> openssl::x509::X509 {
     builder.set_subject_name(&name).unwrap();
     builder.set_issuer_name(&name).unwrap();
     builder.set_pubkey(key).unwrap();
-    builder.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    builder.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    builder
+        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    builder
+        .set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
     builder.sign(key, MessageDigest::sha256()).unwrap();
     builder.build()
 }
 
 fn openssl_rs256(key: &PKey<Private>, header: &Value, claims: &Value) -> String {
     let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
-    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).unwrap();
     let signature = signer.sign_oneshot_to_vec(input.as_bytes()).unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
@@ -274,10 +282,15 @@ async fn discovery_issuer_mismatch_is_unavailable() {
     )])
     .await;
 
-    let response = app.verify(&key.token(&claims(&app, &issuer, json!("api"))), None).await;
+    let response = app
+        .verify(&key.token(&claims(&app, &issuer, json!("api"))), None)
+        .await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.reason(), "legacy_unavailable");
-    assert_eq!(request_paths(&server).await, ["/.well-known/openid-configuration"]);
+    assert_eq!(
+        request_paths(&server).await,
+        ["/.well-known/openid-configuration"]
+    );
 }
 
 #[tokio::test]
@@ -297,13 +310,28 @@ async fn config_time_key_rules() {
     let base = json!({"name": "hs", "kind": "jwt", "issuers": ["https://hs.example"], "audiences": ["api"]});
     let cases = [
         // A09: short shared secrets need an explicit opt-in.
-        (json!({"algorithms": ["HS256"], "hmac_secret": "your-256-bit-secret"}), Some("allow_weak_secret")),
-        (json!({"algorithms": ["HS256"], "hmac_secret": "your-256-bit-secret", "allow_weak_secret": true}), None),
+        (
+            json!({"algorithms": ["HS256"], "hmac_secret": "your-256-bit-secret"}),
+            Some("allow_weak_secret"),
+        ),
+        (
+            json!({"algorithms": ["HS256"], "hmac_secret": "your-256-bit-secret", "allow_weak_secret": true}),
+            None,
+        ),
         // A08: an empty secret is never configured.
-        (json!({"algorithms": ["HS256"], "hmac_secret": "", "allow_weak_secret": true}), Some("empty")),
+        (
+            json!({"algorithms": ["HS256"], "hmac_secret": "", "allow_weak_secret": true}),
+            Some("empty"),
+        ),
         // A03: an issuer with public keys never verifies HS algorithms.
-        (json!({"algorithms": ["RS256", "HS256"], "jwks_url": "https://hs.example/keys"}), Some("HS algorithms")),
-        (json!({"algorithms": ["RS256"], "hmac_secret": "0123456789abcdef0123456789abcdef"}), Some("hmac_secret")),
+        (
+            json!({"algorithms": ["RS256", "HS256"], "jwks_url": "https://hs.example/keys"}),
+            Some("HS algorithms"),
+        ),
+        (
+            json!({"algorithms": ["RS256"], "hmac_secret": "0123456789abcdef0123456789abcdef"}),
+            Some("hmac_secret"),
+        ),
     ];
     for (settings, expected) in cases {
         let entry = merged(base.clone(), settings.clone());
@@ -331,7 +359,10 @@ async fn weak_secret_issuer_verifies_hs256() {
     let header = json!({"alg": "HS256", "typ": "JWT"});
     assert_valid(&app, &hs256(secret.as_bytes(), &header, &claims), "hs").await;
     // A08: a MAC under the empty secret.
-    assert_eq!(app.reason(&hs256(b"", &header, &claims)).await, "invalid_signature");
+    assert_eq!(
+        app.reason(&hs256(b"", &header, &claims)).await,
+        "invalid_signature"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,27 +387,60 @@ async fn rotation_refetches_once_for_new_kid() {
     let new = TestKey::new(Algorithm::RS256);
     let issuer = "https://rotating.example";
     serve_json(&server, "/keys", jwks(&[old.jwk()]), None).await;
-    let app = app_with(vec![jwks_adapter("rotating", &server, "/keys", issuer, json!({}))]).await;
+    let app = app_with(vec![jwks_adapter(
+        "rotating",
+        &server,
+        "/keys",
+        issuer,
+        json!({}),
+    )])
+    .await;
 
-    assert_valid(&app, &old.token(&claims(&app, issuer, json!("api"))), "rotating").await;
+    assert_valid(
+        &app,
+        &old.token(&claims(&app, issuer, json!("api"))),
+        "rotating",
+    )
+    .await;
     assert_eq!(request_paths(&server).await.len(), 1);
 
     // The issuer publishes a second key; a token with its kid causes one refetch.
     server.reset().await;
     serve_json(&server, "/keys", jwks(&[old.jwk(), new.jwk()]), None).await;
     app.clock.advance(31);
-    assert_valid(&app, &new.token(&claims(&app, issuer, json!("api"))), "rotating").await;
-    assert_valid(&app, &new.token(&claims(&app, issuer, json!("api"))), "rotating").await;
-    assert_eq!(request_paths(&server).await.len(), 1, "one refetch for the new kid");
+    assert_valid(
+        &app,
+        &new.token(&claims(&app, issuer, json!("api"))),
+        "rotating",
+    )
+    .await;
+    assert_valid(
+        &app,
+        &new.token(&claims(&app, issuer, json!("api"))),
+        "rotating",
+    )
+    .await;
+    assert_eq!(
+        request_paths(&server).await.len(),
+        1,
+        "one refetch for the new kid"
+    );
 
     // The old key is withdrawn; once the cached set expires, its tokens fail.
     server.reset().await;
     serve_json(&server, "/keys", jwks(&[new.jwk()]), None).await;
     app.clock.advance(61);
-    let response = app.verify(&old.token(&claims(&app, issuer, json!("api"))), None).await;
+    let response = app
+        .verify(&old.token(&claims(&app, issuer, json!("api"))), None)
+        .await;
     assert_eq!(response.reason(), "unknown_key");
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_valid(&app, &new.token(&claims(&app, issuer, json!("api"))), "rotating").await;
+    assert_valid(
+        &app,
+        &new.token(&claims(&app, issuer, json!("api"))),
+        "rotating",
+    )
+    .await;
     assert_eq!(request_paths(&server).await.len(), 1);
 }
 
@@ -387,19 +451,47 @@ async fn unknown_kid_within_cooldown_makes_no_fetch() {
     let unknown = TestKey::new(Algorithm::RS256);
     let issuer = "https://cooldown.example";
     serve_json(&server, "/keys", jwks(&[known.jwk()]), None).await;
-    let app = app_with(vec![jwks_adapter("cooldown", &server, "/keys", issuer, json!({}))]).await;
+    let app = app_with(vec![jwks_adapter(
+        "cooldown",
+        &server,
+        "/keys",
+        issuer,
+        json!({}),
+    )])
+    .await;
 
-    assert_valid(&app, &known.token(&claims(&app, issuer, json!("api"))), "cooldown").await;
+    assert_valid(
+        &app,
+        &known.token(&claims(&app, issuer, json!("api"))),
+        "cooldown",
+    )
+    .await;
     // Within the cooldown of the first fetch: no refetch.
-    assert_eq!(app.reason(&unknown.token(&claims(&app, issuer, json!("api")))).await, "unknown_key");
+    assert_eq!(
+        app.reason(&unknown.token(&claims(&app, issuer, json!("api"))))
+            .await,
+        "unknown_key"
+    );
     assert_eq!(request_paths(&server).await.len(), 1);
     // After it: one refetch, and the kid is remembered as unknown until the next fetch.
     app.clock.advance(31);
-    assert_eq!(app.reason(&unknown.token(&claims(&app, issuer, json!("api")))).await, "unknown_key");
+    assert_eq!(
+        app.reason(&unknown.token(&claims(&app, issuer, json!("api"))))
+            .await,
+        "unknown_key"
+    );
     assert_eq!(request_paths(&server).await.len(), 2);
     app.clock.advance(31);
-    assert_eq!(app.reason(&unknown.token(&claims(&app, issuer, json!("api")))).await, "unknown_key");
-    assert_eq!(request_paths(&server).await.len(), 2, "a known-unknown kid causes no fetch");
+    assert_eq!(
+        app.reason(&unknown.token(&claims(&app, issuer, json!("api"))))
+            .await,
+        "unknown_key"
+    );
+    assert_eq!(
+        request_paths(&server).await.len(),
+        2,
+        "a known-unknown kid causes no fetch"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,8 +500,20 @@ async fn unknown_kid_flood_fetches_once() {
     let key = TestKey::new(Algorithm::RS256);
     let issuer = "https://flood.example";
     serve_json(&server, "/keys", jwks(&[key.jwk()]), None).await;
-    let app = app_with(vec![jwks_adapter("flood", &server, "/keys", issuer, json!({}))]).await;
-    assert_valid(&app, &key.token(&claims(&app, issuer, json!("api"))), "flood").await;
+    let app = app_with(vec![jwks_adapter(
+        "flood",
+        &server,
+        "/keys",
+        issuer,
+        json!({}),
+    )])
+    .await;
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "flood",
+    )
+    .await;
 
     server.reset().await;
     Mock::given(method("GET"))
@@ -453,31 +557,90 @@ async fn cache_control_max_age_is_honoured() {
     let server = MockServer::start().await;
     let key = TestKey::new(Algorithm::RS256);
     let issuer = "https://cached.example";
-    serve_json(&server, "/keys", jwks(&[key.jwk()]), Some("public, max-age=600")).await;
+    serve_json(
+        &server,
+        "/keys",
+        jwks(&[key.jwk()]),
+        Some("public, max-age=600"),
+    )
+    .await;
     serve_json(&server, "/nostore", jwks(&[key.jwk()]), Some("no-store")).await;
     let app = app_with(vec![
         jwks_adapter("cached", &server, "/keys", issuer, json!({})),
-        jwks_adapter("nostore", &server, "/nostore", "https://nostore.example", json!({})),
+        jwks_adapter(
+            "nostore",
+            &server,
+            "/nostore",
+            "https://nostore.example",
+            json!({}),
+        ),
     ])
     .await;
 
-    assert_valid(&app, &key.token(&claims(&app, issuer, json!("api"))), "cached").await;
-    assert_valid(&app, &key.token(&claims(&app, "https://nostore.example", json!("api"))), "nostore").await;
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "cached",
+    )
+    .await;
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, "https://nostore.example", json!("api"))),
+        "nostore",
+    )
+    .await;
     app.clock.advance(59);
-    assert_valid(&app, &key.token(&claims(&app, "https://nostore.example", json!("api"))), "nostore").await;
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, "https://nostore.example", json!("api"))),
+        "nostore",
+    )
+    .await;
     assert_eq!(request_paths(&server).await, ["/keys", "/nostore"]);
 
     // no-store keeps the set for min_ttl_seconds (60).
     app.clock.advance(1);
-    assert_valid(&app, &key.token(&claims(&app, "https://nostore.example", json!("api"))), "nostore").await;
-    assert_eq!(request_paths(&server).await, ["/keys", "/nostore", "/nostore"]);
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, "https://nostore.example", json!("api"))),
+        "nostore",
+    )
+    .await;
+    assert_eq!(
+        request_paths(&server).await,
+        ["/keys", "/nostore", "/nostore"]
+    );
 
     app.clock.set(START + 599);
-    assert_valid(&app, &key.token(&claims(&app, issuer, json!("api"))), "cached").await;
-    assert_eq!(request_paths(&server).await.iter().filter(|p| *p == "/keys").count(), 1);
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "cached",
+    )
+    .await;
+    assert_eq!(
+        request_paths(&server)
+            .await
+            .iter()
+            .filter(|p| *p == "/keys")
+            .count(),
+        1
+    );
     app.clock.set(START + 600);
-    assert_valid(&app, &key.token(&claims(&app, issuer, json!("api"))), "cached").await;
-    assert_eq!(request_paths(&server).await.iter().filter(|p| *p == "/keys").count(), 2);
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "cached",
+    )
+    .await;
+    assert_eq!(
+        request_paths(&server)
+            .await
+            .iter()
+            .filter(|p| *p == "/keys")
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -487,23 +650,54 @@ async fn outage_serves_stale_keys_then_unavailable() {
     let large = json!({"keys": [key.jwk()], "padding": "x".repeat(70_000)});
     let failures: Vec<(&str, ResponseTemplate)> = vec![
         ("http-503", ResponseTemplate::new(503)),
-        ("timeout", ResponseTemplate::new(200).set_body_json(jwks(&[key.jwk()])).set_delay(Duration::from_secs(3))),
-        ("html", ResponseTemplate::new(200).set_body_raw("<html><body>maintenance</body></html>", "text/html")),
-        ("empty-set", ResponseTemplate::new(200).set_body_json(json!({"keys": []}))),
-        ("invalid-json", ResponseTemplate::new(200).set_body_raw("{\"keys\": [", "application/json")),
+        (
+            "timeout",
+            ResponseTemplate::new(200)
+                .set_body_json(jwks(&[key.jwk()]))
+                .set_delay(Duration::from_secs(3)),
+        ),
+        (
+            "html",
+            ResponseTemplate::new(200)
+                .set_body_raw("<html><body>maintenance</body></html>", "text/html"),
+        ),
+        (
+            "empty-set",
+            ResponseTemplate::new(200).set_body_json(json!({"keys": []})),
+        ),
+        (
+            "invalid-json",
+            ResponseTemplate::new(200).set_body_raw("{\"keys\": [", "application/json"),
+        ),
         ("oversized", ResponseTemplate::new(200).set_body_json(large)),
-        ("redirect", ResponseTemplate::new(302).insert_header("location", format!("{}/elsewhere", server.uri()))),
+        (
+            "redirect",
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/elsewhere", server.uri())),
+        ),
     ];
     let adapters: Vec<Value> = failures
         .iter()
-        .map(|(name, _)| jwks_adapter(name, &server, &format!("/{name}"), &format!("https://{name}.example"), json!({})))
+        .map(|(name, _)| {
+            jwks_adapter(
+                name,
+                &server,
+                &format!("/{name}"),
+                &format!("https://{name}.example"),
+                json!({}),
+            )
+        })
         .collect();
     for (name, _) in &failures {
         serve_json(&server, &format!("/{name}"), jwks(&[key.jwk()]), None).await;
     }
     let app = app_with(adapters).await;
     for (name, _) in &failures {
-        let token = key.token(&claims(&app, &format!("https://{name}.example"), json!("api")));
+        let token = key.token(&claims(
+            &app,
+            &format!("https://{name}.example"),
+            json!("api"),
+        ));
         assert_valid(&app, &token, name).await;
     }
 
@@ -518,23 +712,47 @@ async fn outage_serves_stale_keys_then_unavailable() {
     // Past the TTL (60 s), inside the stale window (600 s): the last good set still serves.
     app.clock.advance(61);
     for (name, _) in &failures {
-        let token = key.token(&claims(&app, &format!("https://{name}.example"), json!("api")));
+        let token = key.token(&claims(
+            &app,
+            &format!("https://{name}.example"),
+            json!("api"),
+        ));
         assert_valid(&app, &token, name).await;
         // An unknown kid during the outage is no rejection.
         let stranger = TestKey::new(Algorithm::RS256);
-        let response = app.verify(&stranger.token(&claims(&app, &format!("https://{name}.example"), json!("api"))), None).await;
-        assert_eq!(response.reason(), "legacy_unavailable", "{name}: unknown kid during the outage");
+        let response = app
+            .verify(
+                &stranger.token(&claims(
+                    &app,
+                    &format!("https://{name}.example"),
+                    json!("api"),
+                )),
+                None,
+            )
+            .await;
+        assert_eq!(
+            response.reason(),
+            "legacy_unavailable",
+            "{name}: unknown kid during the outage"
+        );
     }
     // Past the stale window: unavailable, never invalid.
     app.clock.advance(600);
     for (name, _) in &failures {
-        let token = key.token(&claims(&app, &format!("https://{name}.example"), json!("api")));
+        let token = key.token(&claims(
+            &app,
+            &format!("https://{name}.example"),
+            json!("api"),
+        ));
         let response = app.verify(&token, None).await;
         assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{name}");
         assert_eq!(response.reason(), "legacy_unavailable", "{name}");
     }
     assert!(
-        !request_paths(&server).await.iter().any(|p| p == "/elsewhere"),
+        !request_paths(&server)
+            .await
+            .iter()
+            .any(|p| p == "/elsewhere"),
         "the redirect was not followed"
     );
 }
@@ -549,7 +767,14 @@ async fn source_down_from_start_is_unavailable() {
         .await;
     let key = TestKey::new(Algorithm::RS256);
     let issuer = "https://down.example";
-    let app = app_with(vec![jwks_adapter("down", &server, "/keys", issuer, json!({}))]).await;
+    let app = app_with(vec![jwks_adapter(
+        "down",
+        &server,
+        "/keys",
+        issuer,
+        json!({}),
+    )])
+    .await;
 
     let token = key.token(&claims(&app, issuer, json!("api")));
     for _ in 0..3 {
@@ -557,7 +782,11 @@ async fn source_down_from_start_is_unavailable() {
         assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.reason(), "legacy_unavailable");
     }
-    assert_eq!(request_paths(&server).await.len(), 1, "retries wait for the cooldown");
+    assert_eq!(
+        request_paths(&server).await.len(),
+        1,
+        "retries wait for the cooldown"
+    );
     // A forged signature with the source down is also unavailable, not invalid.
     let forged = crate::common::with_signature(&token, &[0u8; 256]);
     assert_eq!(app.reason(&forged).await, "legacy_unavailable");
@@ -575,7 +804,13 @@ async fn adapters_check_reports_fetch() {
     serve_json(&server, "/keys", jwks(&[key.jwk()]), None).await;
     let app = app_with(vec![
         jwks_adapter("up", &server, "/keys", "https://up.example", json!({})),
-        jwks_adapter("down", &server, "/missing", "https://down.example", json!({})),
+        jwks_adapter(
+            "down",
+            &server,
+            "/missing",
+            "https://down.example",
+            json!({}),
+        ),
     ])
     .await;
     let adapters = app.app.verifier.adapters();
@@ -610,7 +845,13 @@ async fn preset_auth0_trailing_slash_and_audience_array() {
         None,
     )
     .await;
-    serve_json(&server, "/.well-known/jwks.json", jwks(&[jwk, only_x5c_jwk]), None).await;
+    serve_json(
+        &server,
+        "/.well-known/jwks.json",
+        jwks(&[jwk, only_x5c_jwk]),
+        None,
+    )
+    .await;
     let app = app_with(vec![adapter(
         "auth0",
         json!({"preset": "auth0", "domain": domain, "audience": "https://api.example",
@@ -627,22 +868,39 @@ async fn preset_auth0_trailing_slash_and_audience_array() {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": "auth0-kid"});
     assert_valid(&app, &openssl_rs256(&key, &header, &claims), "auth0").await;
     let x5c_header = json!({"alg": "RS256", "typ": "JWT", "kid": "x5c-only"});
-    assert_valid(&app, &openssl_rs256(&only_x5c, &x5c_header, &claims), "auth0").await;
+    assert_valid(
+        &app,
+        &openssl_rs256(&only_x5c, &x5c_header, &claims),
+        "auth0",
+    )
+    .await;
 
     // I12: the issuer without its trailing slash belongs to no adapter.
     claims["iss"] = json!(format!("https://{domain}"));
-    assert_eq!(app.reason(&openssl_rs256(&key, &header, &claims)).await, "unknown_issuer");
+    assert_eq!(
+        app.reason(&openssl_rs256(&key, &header, &claims)).await,
+        "unknown_issuer"
+    );
     // An ID token of the same tenant carries the client id as its audience.
     claims["iss"] = json!(issuer);
     claims["aud"] = json!("abc");
-    assert_eq!(app.reason(&openssl_rs256(&key, &header, &claims)).await, "wrong_audience");
+    assert_eq!(
+        app.reason(&openssl_rs256(&key, &header, &claims)).await,
+        "wrong_audience"
+    );
 }
 
 #[tokio::test]
 async fn preset_keycloak_aliases_and_token_type() {
     let server = MockServer::start().await;
     let key = TestKey::new(Algorithm::RS256);
-    serve_json(&server, "/realms/prod/protocol/openid-connect/certs", jwks(&[key.jwk()]), None).await;
+    serve_json(
+        &server,
+        "/realms/prod/protocol/openid-connect/certs",
+        jwks(&[key.jwk()]),
+        None,
+    )
+    .await;
     let external = "https://kc.example/realms/prod";
     let internal = "http://keycloak:8080/realms/prod";
     let app = app_with(vec![adapter(
@@ -676,7 +934,13 @@ async fn preset_okta_custom_server_and_org_server() {
     let server = MockServer::start().await;
     let custom = TestKey::new(Algorithm::RS256);
     let org = TestKey::new(Algorithm::RS256);
-    serve_json(&server, "/oauth2/default/v1/keys", jwks(&[custom.jwk()]), None).await;
+    serve_json(
+        &server,
+        "/oauth2/default/v1/keys",
+        jwks(&[custom.jwk()]),
+        None,
+    )
+    .await;
     serve_json(&server, "/oauth2/v1/keys", jwks(&[org.jwk()]), None).await;
     let domain = "acme.okta.com";
     let issuer = format!("https://{domain}/oauth2/default");
@@ -704,7 +968,10 @@ async fn preset_okta_custom_server_and_org_server() {
     let mut org_claims = claims.clone();
     org_claims["iss"] = json!(format!("https://{domain}"));
     assert_eq!(app.reason(&org.token(&org_claims)).await, "unknown_issuer");
-    assert_eq!(request_paths(&server).await, ["/oauth2/default/v1/keys", "/oauth2/default/v1/keys"]);
+    assert_eq!(
+        request_paths(&server).await,
+        ["/oauth2/default/v1/keys", "/oauth2/default/v1/keys"]
+    );
 }
 
 #[tokio::test]
@@ -712,7 +979,13 @@ async fn preset_cognito_access_token_only() {
     let server = MockServer::start().await;
     let key = TestKey::new(Algorithm::RS256);
     let pool = "eu-west-1_AbCdEf";
-    serve_json(&server, &format!("/{pool}/.well-known/jwks.json"), jwks(&[key.jwk()]), None).await;
+    serve_json(
+        &server,
+        &format!("/{pool}/.well-known/jwks.json"),
+        jwks(&[key.jwk()]),
+        None,
+    )
+    .await;
     let issuer = format!("https://cognito-idp.eu-west-1.amazonaws.com/{pool}");
     let app = app_with(vec![adapter(
         "cognito",
@@ -733,13 +1006,19 @@ async fn preset_cognito_access_token_only() {
     // I03: another app client of the same pool.
     let mut other = access.clone();
     other["client_id"] = json!("7other");
-    assert_eq!(app.reason(&key.sign(&header, &other)).await, "wrong_audience");
+    assert_eq!(
+        app.reason(&key.sign(&header, &other)).await,
+        "wrong_audience"
+    );
     // I03: an ID token (token_use "id", aud = client id) is refused.
     let id_token = json!({
         "sub": "user-1", "aud": "3n4b5urk1ft4fl3mg5e62d9ado", "token_use": "id", "auth_time": now,
         "iss": issuer, "exp": now + 3600, "iat": now, "email": "a@example.com",
     });
-    assert_eq!(app.reason(&key.sign(&header, &id_token)).await, "wrong_token_type");
+    assert_eq!(
+        app.reason(&key.sign(&header, &id_token)).await,
+        "wrong_token_type"
+    );
 }
 
 /// Claims of an Entra access token for an app registration.
@@ -758,7 +1037,13 @@ async fn preset_entra_v1_and_graph_tokens() {
     let server = MockServer::start().await;
     let key = TestKey::new(Algorithm::RS256);
     let tenant = "aaaaaaaa-0000-0000-0000-000000000001";
-    serve_json(&server, &format!("/{tenant}/discovery/keys"), jwks(&[key.jwk()]), None).await;
+    serve_json(
+        &server,
+        &format!("/{tenant}/discovery/keys"),
+        jwks(&[key.jwk()]),
+        None,
+    )
+    .await;
     let issuer = format!("https://sts.windows.net/{tenant}/");
     let app = app_with(vec![adapter(
         "entra",
@@ -782,19 +1067,43 @@ async fn preset_entra_v1_and_graph_tokens() {
     let signature = signed.rsplit('.').next().unwrap();
     let mut sent_header = header.clone();
     sent_header["nonce"] = json!(nonce);
-    let graph_token = format!("{}.{}.{signature}", b64(&sent_header.to_string()), b64(&graph_claims.to_string()));
+    let graph_token = format!(
+        "{}.{}.{signature}",
+        b64(&sent_header.to_string()),
+        b64(&graph_claims.to_string())
+    );
     assert_eq!(app.reason(&graph_token).await, "invalid_signature");
     // With the signature intact, the Graph audience is still not this API's.
-    for audience in ["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"] {
+    for audience in [
+        "https://graph.microsoft.com",
+        "00000003-0000-0000-c000-000000000000",
+    ] {
         let claims = entra_claims(&app, &issuer, audience, "1.0");
-        assert_eq!(app.reason(&key.sign(&header, &claims)).await, "wrong_audience", "{audience}");
+        assert_eq!(
+            app.reason(&key.sign(&header, &claims)).await,
+            "wrong_audience",
+            "{audience}"
+        );
     }
     // I02: the v2.0 issuer of the same tenant is not configured for this adapter.
-    let v2 = entra_claims(&app, &format!("https://login.microsoftonline.com/{tenant}/v2.0"), "api://billing", "2.0");
+    let v2 = entra_claims(
+        &app,
+        &format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+        "api://billing",
+        "2.0",
+    );
     assert_eq!(app.reason(&key.sign(&header, &v2)).await, "unknown_issuer");
     // I18: the key set is shared across tenants, but another tenant's issuer is not trusted.
-    let other_tenant = entra_claims(&app, "https://sts.windows.net/bbbbbbbb-0000-0000-0000-000000000002/", "api://billing", "1.0");
-    assert_eq!(app.reason(&key.sign(&header, &other_tenant)).await, "unknown_issuer");
+    let other_tenant = entra_claims(
+        &app,
+        "https://sts.windows.net/bbbbbbbb-0000-0000-0000-000000000002/",
+        "api://billing",
+        "1.0",
+    );
+    assert_eq!(
+        app.reason(&key.sign(&header, &other_tenant)).await,
+        "unknown_issuer"
+    );
 }
 
 #[tokio::test]
@@ -802,7 +1111,13 @@ async fn preset_entra_v2_token() {
     let server = MockServer::start().await;
     let key = TestKey::new(Algorithm::RS256);
     let tenant = "aaaaaaaa-0000-0000-0000-000000000001";
-    serve_json(&server, &format!("/{tenant}/discovery/v2.0/keys"), jwks(&[key.jwk()]), None).await;
+    serve_json(
+        &server,
+        &format!("/{tenant}/discovery/v2.0/keys"),
+        jwks(&[key.jwk()]),
+        None,
+    )
+    .await;
     let issuer = format!("https://login.microsoftonline.com/{tenant}/v2.0");
     let app = app_with(vec![adapter(
         "entra",
@@ -814,7 +1129,12 @@ async fn preset_entra_v2_token() {
     let header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid()});
     let claims = entra_claims(&app, &issuer, "11111111-aaaa-bbbb-cccc-000000000000", "2.0");
     assert_valid(&app, &key.sign(&header, &claims), "entra").await;
-    let v1 = entra_claims(&app, &format!("https://sts.windows.net/{tenant}/"), "11111111-aaaa-bbbb-cccc-000000000000", "1.0");
+    let v1 = entra_claims(
+        &app,
+        &format!("https://sts.windows.net/{tenant}/"),
+        "11111111-aaaa-bbbb-cccc-000000000000",
+        "1.0",
+    );
     assert_eq!(app.reason(&key.sign(&header, &v1)).await, "unknown_issuer");
 }
 
@@ -826,7 +1146,10 @@ async fn preset_firebase_certificate_map() {
     let pem = String::from_utf8(certificate.to_pem().unwrap()).unwrap();
     // A non-RSA certificate in the map is skipped; the RSA one still serves.
     let ec_key = PKey::from_ec_key(
-        openssl::ec::EcKey::generate(&openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap(),
     )
     .unwrap();
     let ec_pem = String::from_utf8(self_signed(&ec_key).to_pem().unwrap()).unwrap();
@@ -856,10 +1179,17 @@ async fn preset_firebase_certificate_map() {
     // I04: a session cookie has another issuer.
     let mut cookie = claims.clone();
     cookie["iss"] = json!("https://session.firebase.google.com/demo-project");
-    assert_eq!(app.reason(&openssl_rs256(&key, &header, &cookie)).await, "unknown_issuer");
+    assert_eq!(
+        app.reason(&openssl_rs256(&key, &header, &cookie)).await,
+        "unknown_issuer"
+    );
     let mut other_project = claims.clone();
     other_project["aud"] = json!("other-project");
-    assert_eq!(app.reason(&openssl_rs256(&key, &header, &other_project)).await, "wrong_audience");
+    assert_eq!(
+        app.reason(&openssl_rs256(&key, &header, &other_project))
+            .await,
+        "wrong_audience"
+    );
 }
 
 #[tokio::test]
@@ -891,7 +1221,11 @@ async fn preset_oidc_ed25519_and_refused_keys() {
     )
     .await;
     serve_json(&server, "/jwks", set, None).await;
-    let app = app_with(vec![adapter("idp", json!({"preset": "oidc", "issuer": issuer, "audience": "api"}))]).await;
+    let app = app_with(vec![adapter(
+        "idp",
+        json!({"preset": "oidc", "issuer": issuer, "audience": "api"}),
+    )])
+    .await;
 
     let claims = claims(&app, &issuer, json!("api"));
     assert_valid(&app, &ed.token(&claims), "idp").await;
@@ -976,10 +1310,22 @@ async fn attack_classes_are_rejected() {
             header["alg"] = alg.clone();
         }
         let unsigned = format!("{}.{}.", b64(&header.to_string()), b64(&claims.to_string()));
-        assert_eq!(app.reason(&unsigned).await, expected, "alg {alg:?} unsigned");
+        assert_eq!(
+            app.reason(&unsigned).await,
+            expected,
+            "alg {alg:?} unsigned"
+        );
         let copied_signature = rsa.token(&claims).rsplit('.').next().unwrap().to_owned();
-        let copied = format!("{}.{}.{copied_signature}", b64(&header.to_string()), b64(&claims.to_string()));
-        assert_eq!(app.reason(&copied).await, expected, "alg {alg:?} with a real signature");
+        let copied = format!(
+            "{}.{}.{copied_signature}",
+            b64(&header.to_string()),
+            b64(&claims.to_string())
+        );
+        assert_eq!(
+            app.reason(&copied).await,
+            expected,
+            "alg {alg:?} with a real signature"
+        );
     }
 
     // A03: HS256 MACed with the issuer's public key material in every common form.
@@ -994,7 +1340,10 @@ async fn attack_classes_are_rejected() {
     let spki_pem = public.public_key_to_pem().unwrap();
     let pkcs1_pem = public.public_key_to_pem_pkcs1().unwrap();
     let spki_der = public.public_key_to_der().unwrap();
-    let trimmed = String::from_utf8(spki_pem.clone()).unwrap().trim_end().to_owned();
+    let trimmed = String::from_utf8(spki_pem.clone())
+        .unwrap()
+        .trim_end()
+        .to_owned();
     let secrets: Vec<Vec<u8>> = vec![
         spki_pem.clone(),
         trimmed.into_bytes(),
@@ -1006,14 +1355,20 @@ async fn attack_classes_are_rejected() {
     ];
     for secret in &secrets {
         let header = json!({"alg": "HS256", "typ": "JWT", "kid": rsa.kid()});
-        assert_eq!(app.reason(&hs256(secret, &header, &claims)).await, "invalid_signature");
+        assert_eq!(
+            app.reason(&hs256(secret, &header, &claims)).await,
+            "invalid_signature"
+        );
     }
 
     // A04: a key embedded in the header, signing with the attacker's key and a real kid.
     let intruder = TestKey::new(Algorithm::RS256);
     let mut header = rsa.header();
     header["jwk"] = intruder.jwk();
-    assert_eq!(app.reason(&intruder.sign(&header, &claims)).await, "invalid_signature");
+    assert_eq!(
+        app.reason(&intruder.sign(&header, &claims)).await,
+        "invalid_signature"
+    );
 
     // A05: jku, x5u and x5c naming attacker keys make no outbound request.
     let attacker_key = openssl_rsa();
@@ -1027,12 +1382,25 @@ async fn attack_classes_are_rejected() {
     ] {
         let mut header = json!({"alg": "RS256", "typ": "JWT", "kid": rsa.kid()});
         header[name] = value;
-        assert_eq!(app.reason(&openssl_rs256(&attacker_key, &header, &claims)).await, "invalid_signature", "{name}");
+        assert_eq!(
+            app.reason(&openssl_rs256(&attacker_key, &header, &claims))
+                .await,
+            "invalid_signature",
+            "{name}"
+        );
         // The same with a kid the issuer does not have: at most a refetch of the configured URL.
         header["kid"] = json!("attacker-kid");
-        assert_eq!(app.reason(&openssl_rs256(&attacker_key, &header, &claims)).await, "unknown_key", "{name}");
+        assert_eq!(
+            app.reason(&openssl_rs256(&attacker_key, &header, &claims))
+                .await,
+            "unknown_key",
+            "{name}"
+        );
     }
-    assert!(attacker.received_requests().await.unwrap().is_empty(), "no request reached the attacker");
+    assert!(
+        attacker.received_requests().await.unwrap().is_empty(),
+        "no request reached the attacker"
+    );
     assert!(
         request_paths(&server).await.iter().all(|p| p == "/rs"),
         "only the configured key URL was fetched: {:?}",
@@ -1043,7 +1411,11 @@ async fn attack_classes_are_rejected() {
     let token = rsa.token(&claims);
     let input = token.rsplit_once('.').unwrap().0;
     assert_eq!(app.reason(&format!("{input}.")).await, "invalid_signature");
-    assert_eq!(app.reason(&crate::common::with_signature(&token, &[0u8; 256])).await, "invalid_signature");
+    assert_eq!(
+        app.reason(&crate::common::with_signature(&token, &[0u8; 256]))
+            .await,
+        "invalid_signature"
+    );
 
     // A11: crit and b64.
     for extra in [
@@ -1055,17 +1427,32 @@ async fn attack_classes_are_rejected() {
         json!({"b64": false}),
     ] {
         let header = merged(rsa.header(), extra.clone());
-        assert_eq!(app.reason(&rsa.sign(&header, &claims)).await, "malformed", "{extra}");
+        assert_eq!(
+            app.reason(&rsa.sign(&header, &claims)).await,
+            "malformed",
+            "{extra}"
+        );
     }
 
     // A12: a five-segment JWE with a huge p2c is refused on its shape.
-    let jwe_header = b64(&json!({"alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "p2c": 2_147_483_647_u32}).to_string());
-    assert_eq!(app.reason(&format!("{jwe_header}.AAAA.AAAA.AAAA.AAAA")).await, "malformed");
+    let jwe_header = b64(
+        &json!({"alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "p2c": 2_147_483_647_u32})
+            .to_string(),
+    );
+    assert_eq!(
+        app.reason(&format!("{jwe_header}.AAAA.AAAA.AAAA.AAAA"))
+            .await,
+        "malformed"
+    );
 
     // A16: a detached payload and the JSON serializations.
     let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(app.reason(&format!("{}..{}", parts[0], parts[2])).await, "malformed");
-    let flattened = json!({"protected": parts[0], "payload": parts[1], "signature": parts[2]}).to_string();
+    assert_eq!(
+        app.reason(&format!("{}..{}", parts[0], parts[2])).await,
+        "malformed"
+    );
+    let flattened =
+        json!({"protected": parts[0], "payload": parts[1], "signature": parts[2]}).to_string();
     assert_ne!(app.reason(&flattened).await, "valid");
     let general = json!({"payload": parts[1], "signatures": [{"protected": parts[0], "signature": parts[2]}]}).to_string();
     assert_ne!(app.reason(&general).await, "valid");
@@ -1079,13 +1466,18 @@ async fn attack_classes_are_rejected() {
     r_s_n.extend(&order);
     let mut r0_s1 = vec![0u8; 63];
     r0_s1.push(1);
-    let real = URL_SAFE_NO_PAD.decode(es_token.rsplit('.').next().unwrap()).unwrap();
+    let real = URL_SAFE_NO_PAD
+        .decode(es_token.rsplit('.').next().unwrap())
+        .unwrap();
     let der = der_signature(&real);
     for (label, signature) in [
         ("zeros", vec![0u8; 64]),
         ("r = s = n", r_s_n),
         ("r = 0, s = 1", r0_s1),
-        ("DER zeros", vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00]),
+        (
+            "DER zeros",
+            vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00],
+        ),
         ("DER encoding of a valid signature", der),
         ("truncated", real[..63].to_vec()),
     ] {
@@ -1093,7 +1485,10 @@ async fn attack_classes_are_rejected() {
         assert_eq!(app.reason(&forged).await, "invalid_signature", "{label}");
     }
     // An RS256 token sent to the ES256 issuer fails the allow-list.
-    assert_eq!(app.reason(&rsa.token(&es_claims)).await, "invalid_signature");
+    assert_eq!(
+        app.reason(&rsa.token(&es_claims)).await,
+        "invalid_signature"
+    );
 }
 
 fn claims_for(app: &TestApp, issuer: &str) -> Value {
@@ -1101,7 +1496,10 @@ fn claims_for(app: &TestApp, issuer: &str) -> Value {
 }
 
 fn hex_bytes(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// DER-encodes a fixed-width P-256 `r || s` signature.
@@ -1145,7 +1543,11 @@ async fn standards_rules_apply() {
         } else {
             claims["aud"] = audience.clone();
         }
-        assert_eq!(app.reason(&rsa.token(&claims)).await, expected, "aud {audience}");
+        assert_eq!(
+            app.reason(&rsa.token(&claims)).await,
+            expected,
+            "aud {audience}"
+        );
     }
 
     // S04: time windows with the default leeway of 60 seconds.
@@ -1167,7 +1569,11 @@ async fn standards_rules_apply() {
         } else {
             claims[claim] = value.clone();
         }
-        assert_eq!(app.reason(&rsa.token(&claims)).await, expected, "{claim} = {value}");
+        assert_eq!(
+            app.reason(&rsa.token(&claims)).await,
+            expected,
+            "{claim} = {value}"
+        );
     }
     let mut no_exp = base.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
@@ -1186,14 +1592,21 @@ async fn standards_rules_apply() {
         if let Some(typ) = typ {
             header["typ"] = json!(typ);
         }
-        assert_eq!(app.reason(&rsa.sign(&header, &typed)).await, expected, "typ {typ:?}");
+        assert_eq!(
+            app.reason(&rsa.sign(&header, &typed)).await,
+            expected,
+            "typ {typ:?}"
+        );
     }
     let mut id_token = typed.clone();
     id_token["aud"] = json!("client-123");
     id_token["nonce"] = json!("n-0S6_WzA2Mj");
     id_token["at_hash"] = json!("77QmUPtjPfzWtF2AnpK9RQ");
     let id_header = json!({"alg": "RS256", "typ": "JWT", "kid": rsa.kid()});
-    assert_eq!(app.reason(&rsa.sign(&id_header, &id_token)).await, "wrong_token_type");
+    assert_eq!(
+        app.reason(&rsa.sign(&id_header, &id_token)).await,
+        "wrong_token_type"
+    );
 
     // I18: a valid signature from the issuer's own key, with an issuer that is not listed.
     let unlisted = claims(&app, "https://legacy-rs.example/", json!("api"));
@@ -1205,7 +1618,8 @@ async fn standards_rules_apply() {
 
 #[tokio::test]
 async fn oidc_provider_tokens_verify() {
-    let fixture: Value = serde_json::from_str(include_str!("../fixtures/oidc-provider/tokens.json")).unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/oidc-provider/tokens.json")).unwrap();
     let issuer = fixture["issuer"].as_str().unwrap();
     let app = app_with(vec![adapter(
         "node-oidc",
@@ -1234,7 +1648,10 @@ async fn oidc_provider_tokens_verify() {
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
         assert_eq!(response.body["adapter"], "node-oidc");
         assert_eq!(response.body["machineId"], entry["client_id"]);
-        assert!(response.body["roles"].as_array().unwrap().contains(&json!("reader")));
+        assert!(response.body["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("reader")));
 
         app.clock.set(claims["exp"].as_i64().unwrap() + 60);
         assert_eq!(app.reason(token).await, "expired");

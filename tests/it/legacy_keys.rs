@@ -40,8 +40,11 @@ impl Vendor {
 }
 
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keystores/drf.json"))
-        .expect("read tests/fixtures/keystores/drf.json");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/keystores/drf.json"
+    ))
+    .expect("read tests/fixtures/keystores/drf.json");
     serde_json::from_str(&text).expect("drf.json is JSON")
 }
 
@@ -68,7 +71,10 @@ impl LegacyDb {
         let (url, dir) = match vendor {
             Vendor::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("legacy.db").display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("legacy.db").display()
+                );
                 (url, Some(dir))
             }
             Vendor::Postgres => match from_env(POSTGRES_ENV) {
@@ -99,16 +105,18 @@ impl LegacyDb {
     }
 
     async fn connect(&self) -> AnyConnection {
-        AnyConnection::connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("connect to the legacy {} database: {e}", self.vendor.name()))
+        AnyConnection::connect(&self.url).await.unwrap_or_else(|e| {
+            panic!("connect to the legacy {} database: {e}", self.vendor.name())
+        })
     }
 
     /// Creates `base` as Django's schema editor writes it for this vendor, under the test's
     /// table name. Foreign keys to `auth_user` are left out because that table is not created.
     async fn create_table(&self, fixture: &Value, base: &str) {
         let mut connection = self.connect().await;
-        let statements = fixture["ddl"][self.vendor.name()][base].as_array().expect("DDL in the fixture");
+        let statements = fixture["ddl"][self.vendor.name()][base]
+            .as_array()
+            .expect("DDL in the fixture");
         for statement in statements {
             let statement = statement.as_str().expect("DDL text");
             if statement.contains("FOREIGN KEY") {
@@ -153,14 +161,19 @@ impl LegacyDb {
                 Value::Null => query.bind(Option::<String>::None),
                 Value::Bool(flag) => query.bind(*flag),
                 Value::Number(number) => query.bind(number.as_i64().expect("integer")),
-                Value::String(text) if self.vendor == Vendor::Postgres && timestamps.contains(name) => {
+                Value::String(text)
+                    if self.vendor == Vendor::Postgres && timestamps.contains(name) =>
+                {
                     query.bind(format!("{text}+00"))
                 }
                 Value::String(text) => query.bind(text.clone()),
                 other => panic!("unexpected value {other}"),
             };
         }
-        query.execute(&mut connection).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        query
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     fn quote(&self, name: &str) -> String {
@@ -173,7 +186,10 @@ impl LegacyDb {
     async fn drop_table(&self, base: &str) {
         let mut connection = self.connect().await;
         let sql = format!("DROP TABLE IF EXISTS {}", self.table(base));
-        sqlx::query(&sql).execute(&mut connection).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        sqlx::query(&sql)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Returns the URL the adapter uses: SQLite without `mode=rwc`, so a missing file is an error.
@@ -196,7 +212,9 @@ fn strip_references(statement: &str) -> String {
     match statement.find(" REFERENCES ") {
         Some(start) => {
             let tail = &statement[start..];
-            let end = tail.find(" DEFERRED").map_or(tail.len(), |i| i + " DEFERRED".len());
+            let end = tail
+                .find(" DEFERRED")
+                .map_or(tail.len(), |i| i + " DEFERRED".len());
             format!("{}{}", &statement[..start], &tail[end..])
         }
         None => statement.to_owned(),
@@ -217,7 +235,11 @@ async fn app_with_adapter(tenant: &TenantId, adapter: Value) -> TestApp {
         created_at: START,
         updated_at: START,
     };
-    app.app.store.insert_tenant(&record).await.expect("insert the tenant");
+    app.app
+        .store
+        .insert_tenant(&record)
+        .await
+        .expect("insert the tenant");
     app.app.directory.upsert(&record);
     app
 }
@@ -231,10 +253,18 @@ fn query_for(vendor: Vendor, query: String) -> Value {
 
 fn api_key_row(case: &Value) -> Vec<(&'static str, Value)> {
     let row = &case["row"];
-    ["id", "prefix", "hashed_key", "created", "name", "revoked", "expiry_date"]
-        .into_iter()
-        .map(|column| (column, row[column].clone()))
-        .collect()
+    [
+        "id",
+        "prefix",
+        "hashed_key",
+        "created",
+        "name",
+        "revoked",
+        "expiry_date",
+    ]
+    .into_iter()
+    .map(|column| (column, row[column].clone()))
+    .collect()
 }
 
 fn case<'a>(fixture: &'a Value, name: &str) -> &'a Value {
@@ -271,7 +301,12 @@ async fn drf_api_key_cases(vendor: Vendor, test: &str) {
     let fixture = fixture();
     db.create_table(&fixture, API_KEY_TABLE).await;
     for case in fixture["api_keys"].as_array().expect("api_keys") {
-        db.insert(API_KEY_TABLE, &api_key_row(case), &["created", "expiry_date"]).await;
+        db.insert(
+            API_KEY_TABLE,
+            &api_key_row(case),
+            &["created", "expiry_date"],
+        )
+        .await;
     }
     // A row whose hash is an MD5-crypt string, which the `django` scheme cannot check.
     let bad_key = "BadHash1.0123456789abcdefghijABCDEFGHIJ01";
@@ -284,7 +319,8 @@ async fn drf_api_key_cases(vendor: Vendor, test: &str) {
         ("revoked", json!(false)),
         ("expiry_date", Value::Null),
     ];
-    db.insert(API_KEY_TABLE, &bad_row, &["created", "expiry_date"]).await;
+    db.insert(API_KEY_TABLE, &bad_row, &["created", "expiry_date"])
+        .await;
 
     let tenant = TenantId::generate();
     let adapter = json!({
@@ -300,31 +336,111 @@ async fn drf_api_key_cases(vendor: Vendor, test: &str) {
 
     for name in ["valid", "expires_later", "pbkdf2_legacy"] {
         let response = app.verify(&key_of(case(&fixture, name)), None).await;
-        assert_eq!(response.status, StatusCode::OK, "{vendor:?} {name}: {}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{vendor:?} {name}: {}",
+            response.body
+        );
         assert_eq!(response.body["valid"], json!(true), "{vendor:?} {name}");
-        assert_eq!(response.body["source"], json!("legacy"), "{vendor:?} {name}");
-        assert_eq!(response.body["adapter"], json!("django-keys"), "{vendor:?} {name}");
-        assert_eq!(response.body["tenantId"], json!(tenant.as_str()), "{vendor:?} {name}");
+        assert_eq!(
+            response.body["source"],
+            json!("legacy"),
+            "{vendor:?} {name}"
+        );
+        assert_eq!(
+            response.body["adapter"],
+            json!("django-keys"),
+            "{vendor:?} {name}"
+        );
+        assert_eq!(
+            response.body["tenantId"],
+            json!(tenant.as_str()),
+            "{vendor:?} {name}"
+        );
     }
 
     let valid = key_of(case(&fixture, "valid"));
     let what = |case: &str| format!("{vendor:?} {case}");
-    assert_reason(&app, &change_last_character(&valid), StatusCode::UNAUTHORIZED, "unknown_credential", &what("wrong secret")).await;
+    assert_reason(
+        &app,
+        &change_last_character(&valid),
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        &what("wrong secret"),
+    )
+    .await;
     let unknown_prefix = format!("Zz9Zz9Zz{}", &valid[8..]);
-    assert_reason(&app, &unknown_prefix, StatusCode::UNAUTHORIZED, "unknown_credential", &what("unknown prefix")).await;
-    assert_reason(&app, &key_of(case(&fixture, "revoked")), StatusCode::UNAUTHORIZED, "revoked", &what("revoked")).await;
-    assert_reason(&app, &key_of(case(&fixture, "expired")), StatusCode::UNAUTHORIZED, "expired", &what("expired")).await;
+    assert_reason(
+        &app,
+        &unknown_prefix,
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        &what("unknown prefix"),
+    )
+    .await;
+    assert_reason(
+        &app,
+        &key_of(case(&fixture, "revoked")),
+        StatusCode::UNAUTHORIZED,
+        "revoked",
+        &what("revoked"),
+    )
+    .await;
+    assert_reason(
+        &app,
+        &key_of(case(&fixture, "expired")),
+        StatusCode::UNAUTHORIZED,
+        "expired",
+        &what("expired"),
+    )
+    .await;
     // A key the pattern does not match reaches no adapter.
-    assert_reason(&app, &valid[..20], StatusCode::UNAUTHORIZED, "unknown_credential", &what("malformed")).await;
-    assert_reason(&app, bad_key, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", &what("unexpected hash format")).await;
+    assert_reason(
+        &app,
+        &valid[..20],
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        &what("malformed"),
+    )
+    .await;
+    assert_reason(
+        &app,
+        bad_key,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        &what("unexpected hash format"),
+    )
+    .await;
 
     // The valid key was verified above, so its result is cached for 30 seconds.
     db.drop_table(API_KEY_TABLE).await;
-    assert_reason(&app, &valid, StatusCode::OK, "valid", &what("cached after the table is gone")).await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::OK,
+        "valid",
+        &what("cached after the table is gone"),
+    )
+    .await;
     let uncached = key_of(case(&fixture, "expires_later"));
     app.clock.advance(31);
-    assert_reason(&app, &valid, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", &what("cache ended")).await;
-    assert_reason(&app, &uncached, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", &what("uncached")).await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        &what("cache ended"),
+    )
+    .await;
+    assert_reason(
+        &app,
+        &uncached,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        &what("uncached"),
+    )
+    .await;
 }
 
 async fn drf_authtoken_cases(vendor: Vendor, test: &str) {
@@ -335,7 +451,11 @@ async fn drf_authtoken_cases(vendor: Vendor, test: &str) {
     db.create_table(&fixture, TOKEN_TABLE).await;
     for token in fixture["authtokens"].as_array().expect("authtokens") {
         let row = &token["row"];
-        let values = vec![("key", row["key"].clone()), ("user_id", row["user_id"].clone()), ("created", row["created"].clone())];
+        let values = vec![
+            ("key", row["key"].clone()),
+            ("user_id", row["user_id"].clone()),
+            ("created", row["created"].clone()),
+        ];
         db.insert(TOKEN_TABLE, &values, &["created"]).await;
     }
     let tenant = TenantId::generate();
@@ -351,10 +471,27 @@ async fn drf_authtoken_cases(vendor: Vendor, test: &str) {
     let token = &fixture["authtokens"][0];
     let key = token["key"].as_str().expect("token key");
     let response = app.verify(key, None).await;
-    assert_eq!(response.status, StatusCode::OK, "{vendor:?}: {}", response.body);
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{vendor:?}: {}",
+        response.body
+    );
     assert_eq!(response.body["source"], json!("legacy"));
-    assert_eq!(response.body["machineId"], json!(token["row"]["user_id"].to_string()), "{}", response.body);
-    assert_reason(&app, &change_last_character(key), StatusCode::UNAUTHORIZED, "unknown_credential", "wrong token").await;
+    assert_eq!(
+        response.body["machineId"],
+        json!(token["row"]["user_id"].to_string()),
+        "{}",
+        response.body
+    );
+    assert_reason(
+        &app,
+        &change_last_character(key),
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        "wrong token",
+    )
+    .await;
     db.drop_table(TOKEN_TABLE).await;
 }
 
@@ -402,7 +539,14 @@ async fn unreachable_database_is_unavailable() {
     let app = app_with_adapter(&tenant, adapter).await;
     let fixture = fixture();
     let key = key_of(case(&fixture, "valid"));
-    assert_reason(&app, &key, StatusCode::SERVICE_UNAVAILABLE, "legacy_unavailable", "database down").await;
+    assert_reason(
+        &app,
+        &key,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "legacy_unavailable",
+        "database down",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -428,5 +572,12 @@ async fn kong_deck_file_keys() {
     let response = app.verify(key, None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["machineId"], json!("billing-service"));
-    assert_reason(&app, &change_last_character(key), StatusCode::UNAUTHORIZED, "unknown_credential", "wrong key").await;
+    assert_reason(
+        &app,
+        &change_last_character(key),
+        StatusCode::UNAUTHORIZED,
+        "unknown_credential",
+        "wrong key",
+    )
+    .await;
 }

@@ -16,7 +16,7 @@ mod jwt_cases;
 mod legacy_jwt;
 mod legacy_keys;
 mod legacy_remote;
-mod progress;
 mod nginx;
+mod progress;
 mod router;
 mod store;

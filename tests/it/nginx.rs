@@ -29,12 +29,19 @@ impl Drop for Guard {
 }
 
 fn nginx_binary() -> Option<PathBuf> {
-    let candidates = [PathBuf::from("/usr/sbin/nginx"), PathBuf::from("/usr/bin/nginx")];
+    let candidates = [
+        PathBuf::from("/usr/sbin/nginx"),
+        PathBuf::from("/usr/bin/nginx"),
+    ];
     candidates.into_iter().find(|p| p.exists())
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(url: &str) {
@@ -72,7 +79,8 @@ fn start_echo_upstream() -> u16 {
                 .lines()
                 .find_map(|line| {
                     let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("authorization").then(|| value.trim().to_owned())
+                    name.eq_ignore_ascii_case("authorization")
+                        .then(|| value.trim().to_owned())
                 })
                 .unwrap_or_default();
             let response = format!(
@@ -93,7 +101,10 @@ fn legacy_token(tenant_claim: &str) -> String {
     let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
     let mut mac = Hmac::<Sha256>::new_from_slice(LEGACY_SECRET.as_bytes()).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fn write_nginx_config(dir: &Path, listen: u16, authbridge: u16, upstream: u16) -> PathBuf {
@@ -143,7 +154,9 @@ http {{
 #[test]
 fn nginx_auth_request_translates_legacy_tokens() {
     let Some(nginx) = nginx_binary() else {
-        println!("nginx not installed (apt-get install nginx): skipping the nginx forward-auth test");
+        println!(
+            "nginx not installed (apt-get install nginx): skipping the nginx forward-auth test"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +168,11 @@ fn nginx_auth_request_translates_legacy_tokens() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
+    assert!(
+        bootstrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bootstrap.stderr)
+    );
     let printed: Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
     let tenant = printed["tenantId"].as_str().unwrap().to_owned();
     let admin_key = printed["apiKey"].as_str().unwrap().to_owned();
@@ -210,21 +227,59 @@ mapping = {{ tenant = {{ claim = "org", table = {{ acme = "{tenant}" }} }}, role
     wait_for(&gateway);
     let client = reqwest::blocking::Client::new();
 
-    let legacy = client.get(&gateway).bearer_auth(legacy_token("acme")).send().unwrap();
+    let legacy = client
+        .get(&gateway)
+        .bearer_auth(legacy_token("acme"))
+        .send()
+        .unwrap();
     assert_eq!(legacy.status(), 200, "legacy token passes the gateway");
     let seen = legacy.text().unwrap();
-    let native = seen.strip_prefix("Bearer ").expect("upstream received a bearer token");
-    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(native.split('.').nth(1).unwrap()).unwrap()).unwrap();
-    assert_eq!(payload["iss"], "http://authbridge.test", "upstream sees a native token");
+    let native = seen
+        .strip_prefix("Bearer ")
+        .expect("upstream received a bearer token");
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(native.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["iss"], "http://authbridge.test",
+        "upstream sees a native token"
+    );
     assert_eq!(payload["tenantId"], tenant.as_str());
     assert_eq!(payload["origin"]["adapter"], "old-idp");
 
     let native_key = client.get(&gateway).bearer_auth(&admin_key).send().unwrap();
-    assert_eq!(native_key.status(), 200, "native API key passes the gateway");
-    assert_eq!(native_key.text().unwrap(), format!("Bearer {admin_key}"), "native credential passes unchanged");
+    assert_eq!(
+        native_key.status(),
+        200,
+        "native API key passes the gateway"
+    );
+    assert_eq!(
+        native_key.text().unwrap(),
+        format!("Bearer {admin_key}"),
+        "native credential passes unchanged"
+    );
 
-    let bad = client.get(&gateway).bearer_auth("not-a-credential").send().unwrap();
-    assert_eq!(bad.status(), 401, "bad credential is stopped at the gateway");
-    let unmapped = client.get(&gateway).bearer_auth(legacy_token("globex")).send().unwrap();
-    assert_eq!(unmapped.status(), 403, "unmapped legacy identity is refused");
+    let bad = client
+        .get(&gateway)
+        .bearer_auth("not-a-credential")
+        .send()
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        401,
+        "bad credential is stopped at the gateway"
+    );
+    let unmapped = client
+        .get(&gateway)
+        .bearer_auth(legacy_token("globex"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        unmapped.status(),
+        403,
+        "unmapped legacy identity is refused"
+    );
 }

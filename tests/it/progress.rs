@@ -482,8 +482,17 @@ async fn progress_report_matches_on_postgres() {
     let (_, on_sqlite) = get(&sqlite, "/v1/migration/progress", &sqlite.admin_key).await;
     let (status, on_postgres) = get(&postgres, "/v1/migration/progress", &postgres.admin_key).await;
     assert_eq!(status, StatusCode::OK, "{on_postgres}");
-    assert!(on_sqlite["traffic"]["lastWeek"].is_object(), "the report has traffic figures");
-    for field in ["traffic", "inventory", "burndown", "readiness", "recentCredentials"] {
+    assert!(
+        on_sqlite["traffic"]["lastWeek"].is_object(),
+        "the report has traffic figures"
+    );
+    for field in [
+        "traffic",
+        "inventory",
+        "burndown",
+        "readiness",
+        "recentCredentials",
+    ] {
         assert!(!on_postgres[field].is_null(), "{field} is present");
         assert_eq!(
             strip_ids(&on_sqlite[field]),
@@ -499,7 +508,12 @@ fn strip_ids(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "tenantId" | "tenant" | "owner" | "fingerprint" | "machineId"))
+                .filter(|(key, _)| {
+                    !matches!(
+                        key.as_str(),
+                        "tenantId" | "tenant" | "owner" | "fingerprint" | "machineId"
+                    )
+                })
                 .map(|(key, value)| (key.clone(), strip_ids(value)))
                 .collect(),
         ),

@@ -43,7 +43,10 @@ fn is_root(app: &AppState, caller: &AdminCaller) -> bool {
 /// Lists the configured adapters with the phase in force and its history.
 #[utoipa::path(get, path = "/v1/adapters", tag = "adapters",
     responses((status = 200, body = Vec<AdapterView>)), security(("bearer" = [])))]
-async fn list_adapters(State(app): State<AppState>, _caller: AdminCaller) -> Json<Vec<AdapterView>> {
+async fn list_adapters(
+    State(app): State<AppState>,
+    _caller: AdminCaller,
+) -> Json<Vec<AdapterView>> {
     let now = app.clock.now();
     let views = app
         .verifier
@@ -51,7 +54,9 @@ async fn list_adapters(State(app): State<AppState>, _caller: AdminCaller) -> Jso
         .all()
         .iter()
         .map(|adapter| {
-            let in_force = app.phases.in_force(&adapter.name, adapter.phase, None, &app.directory, now);
+            let in_force =
+                app.phases
+                    .in_force(&adapter.name, adapter.phase, None, &app.directory, now);
             AdapterView {
                 name: adapter.name.clone(),
                 kind: adapter.kind.clone(),
@@ -60,7 +65,12 @@ async fn list_adapters(State(app): State<AppState>, _caller: AdminCaller) -> Jso
                 phase_since: to_rfc3339(in_force.since),
                 sunset_at: in_force.sunset_at.map(to_rfc3339),
                 configured_phase: adapter.phase.as_str().to_owned(),
-                history: app.phases.history(&adapter.name).iter().map(PhaseChangeView::from).collect(),
+                history: app
+                    .phases
+                    .history(&adapter.name)
+                    .iter()
+                    .map(PhaseChangeView::from)
+                    .collect(),
             }
         })
         .collect();
@@ -70,33 +80,50 @@ async fn list_adapters(State(app): State<AppState>, _caller: AdminCaller) -> Jso
 /// Changes the phase of an adapter, for all tenants or one subtree, now or at `at`.
 #[utoipa::path(post, path = "/v1/adapters/{name}/phase", tag = "adapters", params(("name" = String, Path)), request_body = SetPhase,
     responses((status = 201, body = PhaseChangeView), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
-async fn set_phase(State(app): State<AppState>, caller: AdminCaller, Path(name): Path<String>, ApiJson(request): ApiJson<SetPhase>) -> Result<(StatusCode, Json<PhaseChangeView>), ApiError> {
+async fn set_phase(
+    State(app): State<AppState>,
+    caller: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<SetPhase>,
+) -> Result<(StatusCode, Json<PhaseChangeView>), ApiError> {
     match &request.tenant_id {
         Some(tenant) => {
             caller.tenant_in_scope(&app, tenant)?;
         }
         None if !is_root(&app, &caller) => {
-            return Err(ApiError::Forbidden("only a root admin changes an adapter for all tenants; set tenantId".to_owned()));
+            return Err(ApiError::Forbidden(
+                "only a root admin changes an adapter for all tenants; set tenantId".to_owned(),
+            ));
         }
         None => {}
     }
-    let change = app.set_phase(&name, &request, &format!("admin:{}", caller.fingerprint)).await?;
+    let change = app
+        .set_phase(&name, &request, &format!("admin:{}", caller.fingerprint))
+        .await?;
     Ok((StatusCode::CREATED, Json(PhaseChangeView::from(&change))))
 }
 
 /// Keeps a tenant subtree or one credential on legacy access past enforcement, until a time.
 #[utoipa::path(post, path = "/v1/adapters/{name}/exceptions", tag = "adapters", params(("name" = String, Path)), request_body = AddException,
     responses((status = 201), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
-async fn add_exception(State(app): State<AppState>, caller: AdminCaller, Path(name): Path<String>, ApiJson(request): ApiJson<AddException>) -> Result<StatusCode, ApiError> {
+async fn add_exception(
+    State(app): State<AppState>,
+    caller: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<AddException>,
+) -> Result<StatusCode, ApiError> {
     match &request.tenant_id {
         Some(tenant) => {
             caller.tenant_in_scope(&app, tenant)?;
         }
         None if !is_root(&app, &caller) => {
-            return Err(ApiError::Forbidden("only a root admin adds a credential exception".to_owned()));
+            return Err(ApiError::Forbidden(
+                "only a root admin adds a credential exception".to_owned(),
+            ));
         }
         None => {}
     }
-    app.add_phase_exception(&name, &request, &format!("admin:{}", caller.fingerprint)).await?;
+    app.add_phase_exception(&name, &request, &format!("admin:{}", caller.fingerprint))
+        .await?;
     Ok(StatusCode::CREATED)
 }

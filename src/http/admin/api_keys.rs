@@ -30,6 +30,7 @@ async fn create_api_key(
     ApiJson(request): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
+    caller.check_mode(request.mode)?;
     let (record, key) = app.create_api_key(&tenant, &request).await?;
     tracing::info!(key.id = %record.id, tenant.id = %tenant, "created API key");
     let view = ApiKeyView::from(&record);

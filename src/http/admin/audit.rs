@@ -55,14 +55,27 @@ async fn audit_report(
         Some(tenant) => caller.tenant_in_scope(&app, tenant)?,
         None => caller.tenant_id.clone(),
     };
-    let since = parse_rfc3339(&query.since)
-        .ok_or_else(|| ApiError::BadRequest(format!("since {:?} is not an RFC 3339 time", query.since)))?;
+    let since = parse_rfc3339(&query.since).ok_or_else(|| {
+        ApiError::BadRequest(format!("since {:?} is not an RFC 3339 time", query.since))
+    })?;
     let until = match query.until.as_deref() {
-        Some(text) => parse_rfc3339(text).ok_or_else(|| ApiError::BadRequest(format!("until {text:?} is not an RFC 3339 time")))?,
+        Some(text) => parse_rfc3339(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("until {text:?} is not an RFC 3339 time"))
+        })?,
         None => app.clock.now() + 1,
     };
-    app.audit.flush().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let report = crate::audit::report::compliance_report(&app.store, &app.directory, Some(&tenant), since, until).await?;
+    app.audit
+        .flush()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let report = crate::audit::report::compliance_report(
+        &app.store,
+        &app.directory,
+        Some(&tenant),
+        since,
+        until,
+    )
+    .await?;
     Ok(Json(report))
 }
 

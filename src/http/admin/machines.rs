@@ -28,6 +28,7 @@ async fn create_machine(
     ApiJson(request): ApiJson<CreateMachine>,
 ) -> Result<(StatusCode, Json<CreatedMachine>), ApiError> {
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
+    caller.check_mode(request.mode.unwrap_or(crate::credentials::Mode::Live))?;
     let (machine, secret) = app.create_machine(&tenant, &request).await?;
     tracing::info!(machine.id = %machine.id, tenant.id = %tenant, "created machine");
     let view = MachineView::from(&machine);
@@ -85,7 +86,7 @@ async fn delete_machine(
     Path((tenant_id, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = caller.tenant_in_scope(&app, &tenant_id)?;
-    app.store.delete_machine(&tenant, &machine_id(&id)?).await?;
+    app.delete_machine(&tenant, &machine_id(&id)?).await?;
     tracing::info!(machine.id = %id, tenant.id = %tenant, "deleted machine");
     caller
         .audit(&app, "machine.delete", &tenant, json!({"machineId": id}))

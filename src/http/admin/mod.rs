@@ -39,6 +39,8 @@ pub struct AdminCaller {
     /// Fingerprint of the admin credential, recorded as the actor of audit events.
     pub fingerprint: String,
     pub request: RequestInfo,
+    /// Mode of the admin credential: a `test` admin creates only `test` credentials.
+    pub mode: crate::credentials::Mode,
 }
 
 impl FromRequestParts<AppState> for AdminCaller {
@@ -98,11 +100,24 @@ impl FromRequestParts<AppState> for AdminCaller {
             tenant_id: identity.tenant_id,
             fingerprint: decision.fingerprint,
             request,
+            mode: identity.mode,
         })
     }
 }
 
 impl AdminCaller {
+    /// Rejects a `live` credential requested by a `test` admin.
+    pub fn check_mode(&self, requested: crate::credentials::Mode) -> Result<(), ApiError> {
+        if self.mode == crate::credentials::Mode::Test
+            && requested == crate::credentials::Mode::Live
+        {
+            return Err(ApiError::Forbidden(
+                "a test-mode admin credential can create only test credentials".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Records a successful admin action on `tenant`. `detail` carries ids, names and settings,
     /// never a secret.
     pub async fn audit(
