@@ -520,3 +520,69 @@ async fn legacy_revocation_arrives_with_next_import() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn shadow_records_disagreement_with_tampered_copy() {
+    let fixture = fixture();
+    let db = LegacyDb::create(&fixture).await;
+    db.insert_fixture_rows(&fixture).await;
+    let tenant = TenantId::generate();
+    let app = app_with_adapter(&db, &tenant, "shadow").await;
+    run_import(&app, &ImportOptions::default()).await;
+    let (valid, valid_row) = fixture_key(&fixture, "valid");
+    let lookup = valid_row["prefix"].as_str().expect("prefix");
+
+    // Tamper with the imported copy: the live store still holds the genuine row.
+    sqlx::query("UPDATE legacy_keys SET legacy_hash = $1 WHERE adapter = $2 AND lookup = $3")
+        .bind(format!("sha512$${}", "0".repeat(128)))
+        .bind(ADAPTER)
+        .bind(lookup)
+        .execute(app.app.store.pool())
+        .await
+        .unwrap();
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::OK,
+        "valid",
+        "the live legacy answer decides in shadow",
+    )
+    .await;
+
+    app.app.audit.flush().await.unwrap();
+    let events = authbridge::audit::store::events_page(
+        &app.app.store,
+        &authbridge::audit::EventFilter {
+            reason: Some("shadow_disagreement".to_owned()),
+            ..Default::default()
+        },
+        None,
+        authbridge::audit::store::PageOrder::Descending,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 1, "one disagreement recorded: {events:?}");
+    let detail: Value =
+        serde_json::from_str(events[0].detail.as_deref().unwrap_or("null")).unwrap();
+    assert_eq!(detail["legacy"], json!("valid"));
+    assert_eq!(detail["bridge"], json!("unknown_credential"));
+
+    // An untouched key agrees and records nothing more.
+    let (pbkdf2, _) = fixture_key(&fixture, "pbkdf2_legacy");
+    assert_reason(&app, &pbkdf2, StatusCode::OK, "valid", "agreeing key").await;
+    app.app.audit.flush().await.unwrap();
+    let again = authbridge::audit::store::events_page(
+        &app.app.store,
+        &authbridge::audit::EventFilter {
+            reason: Some("shadow_disagreement".to_owned()),
+            ..Default::default()
+        },
+        None,
+        authbridge::audit::store::PageOrder::Descending,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.len(), 1, "agreement adds no disagreement");
+}
