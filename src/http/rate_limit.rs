@@ -1,5 +1,5 @@
 //! Limiting repeated failed verifications per client address: an address that fails more than
-//! `rate_limit.failures_per_window` times within `rate_limit.window_seconds` is answered 429 with
+//! `rate_limit.failures_per_window` times within `rate_limit.window_seconds` gets 429 with
 //! `Retry-After` for the rest of that window, before any verification work. Addresses without
 //! failures cost one cache lookup and are never delayed.
 //!
@@ -36,7 +36,8 @@ impl std::fmt::Debug for FailureLimiter {
 }
 
 impl FailureLimiter {
-    /// A limiter allowing `limit` failures per `window_seconds`; a limit of 0 turns it off.
+    /// Creates a limiter that allows `limit` failures per `window_seconds`. A limit of 0 turns
+    /// it off.
     pub fn new(limit: u32, window_seconds: u64, clock: SharedClock) -> Self {
         let window_seconds = window_seconds.max(1);
         Self {

@@ -84,7 +84,7 @@ impl PhaseBook {
                 .any(|e| e.adapter == adapter && e.expires_at > now)
     }
 
-    /// The phase in force for `adapter` at `tenant` (or adapter-wide with `None`).
+    /// Returns the phase in force for `adapter` at `tenant` (or adapter-wide with `None`).
     pub fn in_force(
         &self,
         adapter: &str,
@@ -157,7 +157,7 @@ impl PhaseBook {
         })
     }
 
-    /// Every recorded change of `adapter`, oldest first.
+    /// Returns every recorded change of `adapter`, oldest first.
     pub fn history(&self, adapter: &str) -> Vec<PhaseChangeRecord> {
         self.book
             .read()
