@@ -55,34 +55,50 @@ fn event_from_row(row: &sqlx::any::AnyRow) -> StoreResult<StoredEvent> {
     })
 }
 
-/// Inserts chained events in one transaction; nothing is written when any insert fails.
+/// Rows per INSERT statement: 16 columns each keeps a statement under SQLite's limit of 32,766
+/// bound parameters and PostgreSQL's 65,535.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts chained events in one transaction, many rows per statement; nothing is written when
+/// any insert fails.
 pub(crate) async fn insert_batch(store: &Store, events: &[StoredEvent]) -> StoreResult<()> {
     let mut transaction = store.pool().begin().await?;
-    for event in events {
-        sqlx::query(
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let placeholders: Vec<String> = (1..=16)
+                    .map(|column| format!("${}", row * 16 + column))
+                    .collect();
+                format!("({})", placeholders.join(", "))
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO audit_events (chain_id, seq, occurred_at, action, outcome, reason, \
              fingerprint, source, adapter, tenant_id, machine_id, client_address, request_id, \
-             detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(&event.chain_id)
-        .bind(event.seq)
-        .bind(event.occurred_at)
-        .bind(&event.action)
-        .bind(&event.outcome)
-        .bind(&event.reason)
-        .bind(event.fingerprint.clone())
-        .bind(&event.source)
-        .bind(event.adapter.clone())
-        .bind(event.tenant_id.clone())
-        .bind(event.machine_id.clone())
-        .bind(event.client_address.clone())
-        .bind(event.request_id.clone())
-        .bind(event.detail.clone())
-        .bind(event.prev_hash.clone())
-        .bind(event.hash.clone())
-        .execute(&mut *transaction)
-        .await?;
+             detail, prev_hash, hash) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query
+                .bind(&event.chain_id)
+                .bind(event.seq)
+                .bind(event.occurred_at)
+                .bind(&event.action)
+                .bind(&event.outcome)
+                .bind(&event.reason)
+                .bind(event.fingerprint.clone())
+                .bind(&event.source)
+                .bind(event.adapter.clone())
+                .bind(event.tenant_id.clone())
+                .bind(event.machine_id.clone())
+                .bind(event.client_address.clone())
+                .bind(event.request_id.clone())
+                .bind(event.detail.clone())
+                .bind(event.prev_hash.clone())
+                .bind(event.hash.clone());
+        }
+        query.execute(&mut *transaction).await?;
     }
     transaction.commit().await?;
     Ok(())
