@@ -27,6 +27,20 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdapterLabels {
+    pub adapter: String,
+}
+
+/// Key freshness of one adapter with fetched keys, read when metrics are scraped.
+#[derive(Clone, Debug)]
+pub struct AdapterKeyHealth {
+    pub adapter: String,
+    /// Seconds since the last successful fetch; `None` before the first one.
+    pub age_seconds: Option<i64>,
+    pub fetch_failures: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -39,6 +53,8 @@ pub struct Metrics {
     token_issues: Family<OutcomeLabels, Counter>,
     exchanges: Family<OutcomeLabels, Counter>,
     audit_queue_depth: Gauge,
+    key_set_age: Family<AdapterLabels, Gauge>,
+    key_fetch_failures: Family<AdapterLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +105,18 @@ impl Metrics {
             "Audit events waiting to be written",
             audit_queue_depth.clone(),
         );
+        let key_set_age = Family::<AdapterLabels, Gauge>::default();
+        registry.register(
+            "legacy_key_set_age_seconds",
+            "Seconds since an adapter last fetched its keys (JWKS, discovery or certificates)",
+            key_set_age.clone(),
+        );
+        let key_fetch_failures = Family::<AdapterLabels, Gauge>::default();
+        registry.register(
+            "legacy_key_fetch_failures",
+            "Failed key set fetches of an adapter since start",
+            key_fetch_failures.clone(),
+        );
         Self {
             registry,
             verifications,
@@ -96,6 +124,8 @@ impl Metrics {
             token_issues,
             exchanges,
             audit_queue_depth,
+            key_set_age,
+            key_fetch_failures,
         }
     }
 
@@ -141,10 +171,21 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders the OpenMetrics text, with the current audit queue depth.
-    pub fn render(&self, audit_queue_depth: usize) -> String {
+    /// Renders the OpenMetrics text, with the current audit queue depth and key freshness.
+    pub fn render(&self, audit_queue_depth: usize, key_health: &[AdapterKeyHealth]) -> String {
         self.audit_queue_depth
             .set(i64::try_from(audit_queue_depth).unwrap_or(i64::MAX));
+        for health in key_health {
+            let labels = AdapterLabels {
+                adapter: health.adapter.clone(),
+            };
+            if let Some(age) = health.age_seconds {
+                self.key_set_age.get_or_create(&labels).set(age);
+            }
+            self.key_fetch_failures
+                .get_or_create(&labels)
+                .set(i64::try_from(health.fetch_failures).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             tracing::error!(%error, "encoding metrics failed");

@@ -15,7 +15,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Serves the metrics for Prometheus.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    let text = app.verifier.metrics().render(app.audit.queue_depth());
+    let now = app.clock.now();
+    let key_health: Vec<crate::metrics::AdapterKeyHealth> = app
+        .verifier
+        .adapters()
+        .all()
+        .iter()
+        .filter_map(|adapter| {
+            adapter
+                .verifier
+                .key_health(now)
+                .map(|health| crate::metrics::AdapterKeyHealth {
+                    adapter: adapter.name.clone(),
+                    age_seconds: health.age_seconds,
+                    fetch_failures: health.fetch_failures,
+                })
+        })
+        .collect();
+    let text = app
+        .verifier
+        .metrics()
+        .render(app.audit.queue_depth(), &key_health);
     (
         [(
             header::CONTENT_TYPE,

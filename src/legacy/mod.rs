@@ -72,6 +72,11 @@ pub trait LegacyVerifier: Send + Sync {
     /// be reached must give [`Reason::LegacyUnavailable`], never a rejection.
     async fn verify(&self, credential: &str, now: i64) -> Result<LegacyClaims, Reason>;
 
+    /// Reports the freshness of fetched keys, for the metrics; `None` for kinds without them.
+    fn key_health(&self, _now: i64) -> Option<jwt::KeyHealth> {
+        None
+    }
+
     /// Checks configuration and connectivity for `authbridge adapters check`.
     async fn check(&self, now: i64) -> Vec<CheckItem>;
 

@@ -1660,3 +1660,70 @@ async fn oidc_provider_tokens_verify() {
         assert_ne!(app.reason(&tampered).await, "valid");
     }
 }
+
+#[tokio::test]
+async fn metrics_report_key_set_age_and_fetch_failures() {
+    let server = MockServer::start().await;
+    let key = TestKey::new(Algorithm::RS256);
+    let issuer = "https://metered.example";
+    serve_json(&server, "/keys", jwks(&[key.jwk()]), Some("max-age=300")).await;
+    let app = app_with(vec![jwks_adapter(
+        "metered",
+        &server,
+        "/keys",
+        issuer,
+        json!({}),
+    )])
+    .await;
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "metered",
+    )
+    .await;
+
+    let scrape = |app: &TestApp| {
+        let request = axum::http::Request::builder()
+            .uri("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let router = app.router.clone();
+        async move {
+            use tower::ServiceExt;
+            let response = router.oneshot(request).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    app.clock.advance(120);
+    let text = scrape(&app).await;
+    assert!(
+        text.contains(r#"authbridge_legacy_key_set_age_seconds{adapter="metered"} 120"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"authbridge_legacy_key_fetch_failures{adapter="metered"} 0"#),
+        "{text}"
+    );
+
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/keys"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    app.clock.advance(400);
+    assert_valid(
+        &app,
+        &key.token(&claims(&app, issuer, json!("api"))),
+        "metered",
+    )
+    .await;
+    let text = scrape(&app).await;
+    assert!(
+        text.contains(r#"authbridge_legacy_key_fetch_failures{adapter="metered"} 1"#),
+        "{text}"
+    );
+}

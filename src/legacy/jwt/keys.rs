@@ -48,9 +48,23 @@ impl Default for CacheSettings {
     }
 }
 
+/// Freshness of a fetched key set, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyHealth {
+    /// Seconds since the last successful fetch; `None` before the first one.
+    pub age_seconds: Option<i64>,
+    /// Failed fetch attempts since start.
+    pub fetch_failures: u64,
+}
+
 /// The keys of one issuer.
 #[async_trait::async_trait]
 pub trait KeySource: Send + Sync {
+    /// Reports the age of fetched keys; `None` for keys fixed in the configuration.
+    fn health(&self, _now: i64) -> KeyHealth {
+        KeyHealth::default()
+    }
+
     /// Returns the key for a token with this `kid` and algorithm: `unknown_key` when the issuer
     /// has no such key, `legacy_unavailable` when the keys cannot be fetched.
     async fn key(

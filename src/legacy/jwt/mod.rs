@@ -7,7 +7,7 @@
 mod keys;
 mod remote;
 
-pub use keys::{CacheSettings, KeySource, PemKeys, StaticKeys};
+pub use keys::{CacheSettings, KeyHealth, KeySource, PemKeys, StaticKeys};
 
 use std::sync::Arc;
 
@@ -187,6 +187,13 @@ impl LegacyVerifier for JwtAdapter {
 
     fn issuers(&self) -> Vec<String> {
         self.settings.issuers.clone()
+    }
+
+    fn key_health(&self, now: i64) -> Option<KeyHealth> {
+        let remote = self.settings.jwks_url.is_some()
+            || self.settings.discovery_url.is_some()
+            || self.settings.x509_url.is_some();
+        remote.then(|| self.keys.health(now))
     }
 }
 

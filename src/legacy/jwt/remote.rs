@@ -67,6 +67,10 @@ struct CacheState {
     attempts: u64,
     /// `kid`s still unknown after the last successful fetch.
     unknown_kids: HashSet<String>,
+    /// Time of the last successful fetch.
+    fetched_at: Option<i64>,
+    /// Count of failed fetch attempts since start.
+    failures: u64,
 }
 
 /// The outcome of looking up a key in the cache.
@@ -231,10 +235,12 @@ impl RemoteKeys {
                 });
                 state.last_error = None;
                 state.unknown_kids.clear();
+                state.fetched_at = Some(now);
             }
             Err(error) => {
                 tracing::warn!(adapter.name = %self.adapter, %error, "fetching the legacy key set failed; keeping the previous set");
                 state.last_error = Some(error.to_string());
+                state.failures += 1;
             }
         }
     }
@@ -449,6 +455,14 @@ impl KeySource for RemoteKeys {
     }
 
     /// Fetches the key set now, whatever the cache holds, and reports the outcome.
+    fn health(&self, now: i64) -> super::keys::KeyHealth {
+        let state = self.state.lock();
+        super::keys::KeyHealth {
+            age_seconds: state.fetched_at.map(|at| now - at),
+            fetch_failures: state.failures,
+        }
+    }
+
     async fn check(&self, now: i64) -> Vec<CheckItem> {
         let _fetching = self.fetch_lock.lock().await;
         self.refresh(now).await;
