@@ -87,11 +87,15 @@ fn binary_serves_the_main_flow() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // The log is kept at debug level and scanned for secrets at the end.
+    let log_path = dir.path().join("serve.log");
+    let log_file = std::fs::File::create(&log_path).expect("create the log file");
     let child = command(dir.path())
         .arg("serve")
         .env("AUTHBRIDGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("AUTHBRIDGE_LOGGING__LEVEL", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log_file))
         .spawn()
         .expect("start authbridge serve");
     let mut server = ServerGuard(child);
@@ -247,4 +251,20 @@ fn binary_serves_the_main_flow() {
         json!(root),
         "bootstrap key belongs to the root tenant"
     );
+
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(
+        log.contains("verify"),
+        "the debug log recorded the requests"
+    );
+    let secrets = [
+        ("admin API key", admin_key.as_str()),
+        ("client secret", secret.as_str()),
+        ("access token", token.as_str()),
+        ("API key", api_key.as_str()),
+    ];
+    for (name, value) in secrets {
+        assert!(!log.contains(value), "the {name} appears in the log");
+    }
 }
