@@ -258,14 +258,16 @@ pub async fn prune(store: &Store, cutoff: i64) -> StoreResult<u64> {
     for row in rows {
         let chain_id: String = row.try_get("chain_id")?;
         let last_seq: i64 = row.try_get("last_seq")?;
-        let mut transaction = store.pool().begin().await?;
+        // Events never change once written, so the hash is read before the transaction, whose
+        // first statement then writes and takes SQLite's write lock at once.
         let hash: Vec<u8> =
             sqlx::query("SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2")
                 .bind(&chain_id)
                 .bind(last_seq)
-                .fetch_one(&mut *transaction)
+                .fetch_one(store.pool())
                 .await?
                 .try_get("hash")?;
+        let mut transaction = store.pool().begin().await?;
         sqlx::query(
             "INSERT INTO audit_checkpoints (chain_id, seq, hash, pruned_before) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \

@@ -105,13 +105,27 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
-        let current: Option<String> =
-            sqlx::query("SELECT kid FROM signing_keys WHERE status = 'current'")
-                .fetch_optional(&mut *transaction)
+        // The first statement writes, so SQLite takes the write lock now (waiting through its
+        // busy timeout) instead of failing when a read transaction is upgraded after another
+        // writer committed.
+        let current_rows =
+            sqlx::query("UPDATE signing_keys SET status = status WHERE status = 'current'")
+                .execute(&mut *transaction)
                 .await?
-                .map(|row| row.try_get("kid"))
-                .transpose()?;
-        if current.as_deref() != expected_current {
+                .rows_affected();
+        let still_current =
+            match expected_current {
+                None => current_rows == 0,
+                Some(kid) => sqlx::query(
+                    "UPDATE signing_keys SET status = status WHERE status = 'current' AND kid = $1",
+                )
+                .bind(kid)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected()
+                    == 1,
+            };
+        if !still_current {
             return Err(StoreError::Conflict("signing key rotation"));
         }
         sqlx::query(

@@ -116,14 +116,8 @@ impl Store {
     /// transaction.
     pub async fn delete_tenant(&self, id: &TenantId) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
-        let children: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tenants WHERE parent_id = $1")
-            .bind(id.as_str())
-            .fetch_one(&mut *transaction)
-            .await?
-            .try_get("n")?;
-        if children > 0 {
-            return Err(StoreError::Conflict("sub-tenant"));
-        }
+        // Writes come first so SQLite takes the write lock at once; a tenant with sub-tenants
+        // rolls the deletes back below.
         sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1")
             .bind(id.as_str())
             .execute(&mut *transaction)
@@ -132,6 +126,15 @@ impl Store {
             .bind(id.as_str())
             .execute(&mut *transaction)
             .await?;
+        let children: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tenants WHERE parent_id = $1")
+            .bind(id.as_str())
+            .fetch_one(&mut *transaction)
+            .await?
+            .try_get("n")?;
+        if children > 0 {
+            transaction.rollback().await?;
+            return Err(StoreError::Conflict("sub-tenant"));
+        }
         let result = sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *transaction)
