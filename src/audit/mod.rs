@@ -8,7 +8,7 @@
 //! Handlers call [`Audit::record`]. Events pass through a bounded queue to one writer task that
 //! writes them in batches, one transaction per batch. A full queue makes `record` wait
 //! (backpressure); when it stays full longer than `audit.enqueue_timeout_ms`, `record` fails and
-//! the request is answered with 503, so no answered request lacks its event. In `sync` mode,
+//! the request gets 503, so no request that got a response lacks its event. In `sync` mode,
 //! `record` also waits for the transaction that contains the event to commit.
 //!
 //! Events never contain a secret: a credential is named by its fingerprint (`sha256:` and 16 hex
@@ -43,7 +43,7 @@ pub enum Action {
     Revoke,
     /// A token exchange (RFC 8693) at the token endpoint.
     Exchange,
-    /// A `shadow` phase comparison whose two answers differed.
+    /// A `shadow` phase comparison whose two results differed.
     ShadowCompare,
     PhaseChange,
     /// An admin API action, such as `tenant.create` (stored as `admin:tenant.create`).
@@ -186,7 +186,7 @@ impl AuditEvent {
     }
 }
 
-/// An event could not be recorded, so the request must not be answered as if it had been.
+/// An event could not be recorded, so the request must not get a response as if it had been.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("the audit queue stayed full for {0:?}")]
@@ -260,7 +260,7 @@ impl Audit {
         self.sender.max_capacity() - self.sender.capacity()
     }
 
-    /// The id of the chain this instance writes.
+    /// Returns the id of the chain this instance writes.
     pub fn chain_id(&self) -> &str {
         &self.chain_id
     }

@@ -23,7 +23,7 @@ pub struct ApiKeyParts {
     pub tenant_id: TenantId,
 }
 
-/// Why text that starts with the native prefix is not a well-formed native key.
+/// Format error of text that starts with the native prefix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApiKeyFormatError {
     #[error("API key does not have 5 parts separated by '_'")]
@@ -109,7 +109,7 @@ pub fn parse(prefix: &str, text: &str) -> Result<ApiKeyParts, ApiKeyFormatError>
     })
 }
 
-/// The first characters of a key that are safe to show: everything up to the secret plus 4
+/// Returns the first characters of a key that are safe to show: everything up to the secret plus 4
 /// characters of it, as a reminder of which key is meant.
 pub fn display_prefix(key: &str) -> String {
     let cut = key.rfind('_').map(|i| i + 5).unwrap_or(8).min(key.len());

@@ -114,7 +114,7 @@ pub(super) fn client_auth_error(error: ClientAuthError, presented: &PresentedCli
     }
 }
 
-/// The audit reason code of a client authentication failure.
+/// Returns the audit reason code of a client authentication failure.
 fn client_auth_reason(error: &ClientAuthError) -> &'static str {
     match error {
         ClientAuthError::Missing => "missing_credential",
@@ -127,7 +127,7 @@ fn client_auth_reason(error: &ClientAuthError) -> &'static str {
     }
 }
 
-/// Records a failed client authentication and returns the error to answer with: the audit
+/// Records a failed client authentication and returns the error to respond with: the audit
 /// failure when the event cannot be recorded, else the authentication error.
 async fn client_auth_failed(
     app: &App,
@@ -155,7 +155,7 @@ async fn client_auth_failed(
     }
 }
 
-/// An event about an authenticated machine.
+/// Builds an event about an authenticated machine.
 fn machine_event(
     action: Action,
     outcome: Outcome,
@@ -299,7 +299,7 @@ async fn token(
 struct Caller {
     tenant_id: TenantId,
     client_id: Option<String>,
-    /// Roles the caller holds at its own tenant.
+    /// Roles the caller has at its own tenant.
     roles: std::collections::BTreeSet<String>,
     /// Fingerprint of a bearer caller's credential, so a credential may revoke itself.
     fingerprint: Option<String>,
@@ -389,7 +389,7 @@ async fn authenticate_caller(
     }
 }
 
-/// True when the caller may introspect the credential: it holds the `admin` or `introspect`
+/// True when the caller may introspect the credential: it has the `admin` or `introspect`
 /// role and the credential's tenant lies in its subtree.
 fn within_caller(app: &App, caller: &Caller, identity: Option<&Identity>) -> bool {
     caller.may_introspect()
@@ -435,8 +435,8 @@ async fn introspect(
     if decision.reason.is_unavailable() {
         return Err(OAuthError::unavailable());
     }
-    // A client sees its own tokens, a credential sees itself, and admins or callers with the
-    // `introspect` role see their subtree.
+    // A client may introspect its own tokens and a credential itself. Admins and callers with
+    // the `introspect` role may introspect their subtree.
     let own = decision.identity.as_ref().is_some_and(|identity| {
         caller.client_id.is_some() && caller.client_id == identity.client_id
     }) || caller.fingerprint.as_deref() == Some(decision.fingerprint.as_str());

@@ -289,8 +289,8 @@ pub fn parse_key_set(value: &Value) -> Result<(Vec<VerifyingKey>, Vec<JwkError>)
     Ok((keys, refused))
 }
 
-/// Picks the key for a token from one issuer's keys: by `kid` when the token names one; without
-/// a `kid`, only when exactly one key fits the algorithm.
+/// Picks the key for a token from one issuer's keys: by `kid` when the token names one.
+/// Without a `kid`, a key is picked only when exactly one fits the algorithm.
 pub fn select_key<'a>(
     keys: &'a [VerifyingKey],
     kid: Option<&str>,

@@ -11,9 +11,9 @@ use super::presets;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// The legacy source decides; answers carry no deprecation headers and exchange is closed.
+    /// The legacy source decides. Responses carry no deprecation headers and exchange is closed.
     Shadow,
-    /// Legacy credentials are accepted and answers carry a `Deprecation` header.
+    /// Legacy credentials are accepted and responses carry a `Deprecation` header.
     #[default]
     Dual,
     /// As `dual`, plus a `Sunset` header with the cutoff date.
@@ -65,14 +65,14 @@ pub struct CommonConfig {
     pub exchange: ExchangeConfig,
 }
 
-/// Who may exchange this adapter's credentials at the token endpoint (RFC 8693).
+/// Token exchange (RFC 8693) permissions of an adapter's credentials.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeConfig {
     /// Turns token exchange off for this adapter. Default false.
     #[serde(default)]
     pub disabled: bool,
-    /// Client ids that may exchange; empty lets whoever holds the legacy credential exchange
+    /// Client ids that may exchange; empty lets any holder of the legacy credential exchange
     /// it without client authentication. Default empty.
     #[serde(default)]
     pub clients: Vec<String>,

@@ -7,7 +7,7 @@
 //! (network error, timeout, a non-2xx status, a body that is not an introspection response)
 //! is `legacy_unavailable`, never a rejection.
 //!
-//! This file also holds the parts that the `remote_verify` kind shares: the recognition
+//! This file also contains the parts that the `remote_verify` kind shares: the recognition
 //! pattern, the endpoint URL check, the HTTP exchange with its failure logging, and the
 //! result cache.
 
@@ -214,7 +214,7 @@ impl LegacyVerifier for IntrospectionAdapter {
     }
 
     async fn check(&self, now: i64) -> Vec<CheckItem> {
-        // A random token cannot be active, so a working endpoint answers `active: false`.
+        // A random token cannot be active, so a working endpoint returns `active: false`.
         let probe = format!(
             "authbridge-check-{}",
             crate::ids::random_lowercase_alphanumeric(24)
@@ -271,7 +271,7 @@ impl IntrospectionAdapter {
         }
         let (status, body) = send(&self.name, request.form(&form)).await?;
         if !status.is_success() {
-            tracing::warn!(adapter.name = %self.name, http.status = status.as_u16(), "introspection endpoint answered with an error status");
+            tracing::warn!(adapter.name = %self.name, http.status = status.as_u16(), "introspection endpoint responded with an error status");
             return Err(Reason::LegacyUnavailable);
         }
         let Some(response) = parse_object(&body) else {
@@ -335,7 +335,7 @@ impl IntrospectionAdapter {
 }
 
 /// Chooses the reason for an inactive token. RFC 7662 section 2.2 gives no cause for
-/// `active: false`, so the reason is `revoked` only when the response says so (a `revoked: true`
+/// `active: false`, so the reason is `revoked` only when the response states it (a `revoked: true`
 /// or `status: "revoked"` member, which some servers add), `expired` when its `exp` is past, and
 /// `unknown_credential` otherwise.
 fn inactive_reason(response: &Map<String, Value>, now: i64) -> Reason {

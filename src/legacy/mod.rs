@@ -80,7 +80,7 @@ pub trait LegacyVerifier: Send + Sync {
     /// Checks configuration and connectivity for `authbridge adapters check`.
     async fn check(&self, now: i64) -> Vec<CheckItem>;
 
-    /// The exact `iss` values whose JWTs this adapter verifies; empty for non-JWT kinds.
+    /// Returns the exact `iss` values whose JWTs this adapter verifies; empty for non-JWT kinds.
     fn issuers(&self) -> Vec<String> {
         Vec::new()
     }

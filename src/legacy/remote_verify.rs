@@ -121,7 +121,7 @@ fn default_reject_reason() -> Reason {
     Reason::UnknownCredential
 }
 
-/// How the request carries the credential, checked at build time.
+/// Placement of the credential in the request, checked at build time.
 #[derive(Clone, Debug)]
 enum Placement {
     Header {
@@ -401,7 +401,7 @@ impl RemoteVerifyAdapter {
             return Err(self.reject_reason);
         }
         if !status.is_success() {
-            tracing::warn!(adapter.name = %self.name, http.status = status.as_u16(), "verify endpoint answered with an unexpected status");
+            tracing::warn!(adapter.name = %self.name, http.status = status.as_u16(), "verify endpoint responded with an unexpected status");
             return Err(Reason::LegacyUnavailable);
         }
         let response = match serde_json::from_slice::<Value>(&body) {

@@ -6,7 +6,7 @@
 //! with the configured [`HashScheme`]; only after a row matches are its revoked flag and expiry
 //! read, so a wrong secret never reveals whether the lookup part exists.
 //!
-//! Answers:
+//! Results:
 //! - no row, or no row whose hash matches: `unknown_credential`. A wrong secret means the key does
 //!   not exist as presented, so it is not reported as `invalid_signature`.
 //! - a matching row that is revoked: `revoked`; one whose expiry has passed: `expired`.
@@ -274,7 +274,7 @@ impl std::fmt::Debug for SqlKeysAdapter {
 }
 
 /// Builds a `sql_keys` adapter from its settings. The pool connects lazily, so the daemon starts
-/// while the legacy database is down and answers `legacy_unavailable` until it is back.
+/// while the legacy database is down and returns `legacy_unavailable` until it is back.
 pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, AdapterConfigError> {
     let settings: SqlKeysSettings = parse_settings(name, settings)?;
     let error = |message: String| AdapterConfigError::adapter(name, message);
@@ -691,7 +691,7 @@ pub(super) struct ImportRow {
     pub source_updated_at: Option<i64>,
 }
 
-/// Name of the `import_query` column that holds the lookup value.
+/// Name of the `import_query` column that contains the lookup value.
 pub(super) const IMPORT_LOOKUP_COLUMN: &str = "lookup";
 /// Name of the optional `import_query` column with the row's last change in the legacy store.
 const IMPORT_UPDATED_COLUMN: &str = "updated_at";
@@ -702,7 +702,7 @@ impl SqlKeysAdapter {
         &self.name
     }
 
-    /// The configuration name of the hash scheme, stored with every imported key.
+    /// Returns the configuration name of the hash scheme, stored with every imported key.
     pub fn hash_scheme_name(&self) -> &'static str {
         self.hash.name()
     }

@@ -23,7 +23,7 @@ use crate::store::StoreResult;
 
 pub use build::{burndown_fit, BurndownFit};
 
-/// Which events a report covers.
+/// Filter of the events a report covers.
 #[derive(Clone, Debug)]
 pub struct Scope {
     /// Only this legacy adapter's credentials and traffic. Native traffic, which belongs to no

@@ -46,7 +46,7 @@ pub struct LegacyKeyRecord {
     pub last_seen_at: Option<i64>,
 }
 
-/// Where an interrupted import resumes.
+/// Resume point of an interrupted import.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegacyImportCursor {
     pub adapter: String,

@@ -1,5 +1,5 @@
 //! Verification of legacy credentials: the adapter checks authenticity, then the mapping turns
-//! the legacy identity into tenant, machine, roles and mode, and the phase decides the answer.
+//! the legacy identity into tenant, machine, roles and mode, and the phase decides the result.
 
 use std::collections::BTreeMap;
 
@@ -35,8 +35,8 @@ impl Verifier {
                     .await?
             }
             Some(keys) => {
-                // In shadow the live source decides; the imported copy answers beside it and
-                // a different answer is recorded as a disagreement.
+                // In shadow the live source decides; the imported copy is checked beside it
+                // and a different result is recorded as a disagreement.
                 let live = adapter.verifier.verify(credential, now).await;
                 if let Some(copy) = crate::legacy::imported::verify_copy_only(
                     &self.store,
@@ -111,7 +111,7 @@ impl Verifier {
         })
     }
 
-    /// Records a disagreement between the live legacy answer and the daemon's own answer.
+    /// Records a disagreement between the live legacy result and the daemon's own result.
     async fn compare_shadow(
         &self,
         adapter: &Adapter,

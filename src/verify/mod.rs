@@ -175,7 +175,7 @@ impl std::fmt::Debug for Verifier {
 }
 
 /// Returns the revocation-list entry that revokes every token of a deleted machine. It cannot
-/// collide with a `jti`, which the daemon writes as 32 hex digits.
+/// collide with a `jti` the daemon issued, because those are 32 hex digits (a simple UUID).
 pub fn machine_revocation_marker(machine_id: &str) -> String {
     format!("machine:{machine_id}")
 }

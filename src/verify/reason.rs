@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a credential was accepted or refused. The set is closed and documented in the README;
+/// Reason a credential was accepted or rejected. The set is closed and documented in the README;
 /// clients may match on these strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -348,7 +348,7 @@ async fn imported_copy_verifies_without_legacy_store() {
     let summary = run_import(&app, &ImportOptions::default()).await;
     assert_eq!(summary.inserted, 5);
 
-    // Without the legacy table, any call to the legacy store answers legacy_unavailable.
+    // Without the legacy table, any call to the legacy store returns legacy_unavailable.
     db.execute(&format!("DROP TABLE {TABLE}")).await;
     let (valid, valid_row) = fixture_key(&fixture, "valid");
     let lookup = valid_row["prefix"].as_str().expect("prefix");
@@ -532,7 +532,7 @@ async fn shadow_records_disagreement_with_tampered_copy() {
     let (valid, valid_row) = fixture_key(&fixture, "valid");
     let lookup = valid_row["prefix"].as_str().expect("prefix");
 
-    // Tamper with the imported copy: the live store still holds the genuine row.
+    // Tamper with the imported copy: the live store still has the genuine row.
     sqlx::query("UPDATE legacy_keys SET legacy_hash = $1 WHERE adapter = $2 AND lookup = $3")
         .bind(format!("sha512$${}", "0".repeat(128)))
         .bind(ADAPTER)

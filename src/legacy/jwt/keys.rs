@@ -1,4 +1,4 @@
-//! Where a `jwt` adapter's keys come from. Keys only ever come from configuration: an inline
+//! Key sources of a `jwt` adapter. Keys only ever come from configuration: an inline
 //! JWKS, a shared HMAC secret, or a URL named in the settings, never from the token.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use crate::verify::Reason;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
-    /// Shortest time a fetched key set is kept, whatever `Cache-Control` says. Default 300.
+    /// Shortest time a fetched key set is kept, whatever `Cache-Control` states. Default 300.
     pub min_ttl_seconds: u64,
     /// Longest time a fetched key set is kept. Default 86400.
     pub max_ttl_seconds: u64,
