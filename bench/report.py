@@ -162,6 +162,8 @@ def main():
     parser.add_argument("--commit", required=True)
     parser.add_argument("--note", default="")
     parser.add_argument("--limits", required=True)
+    parser.add_argument("--section", action="append", default=[],
+                        help="Markdown file of another benchmark script, included when it exists")
     parser.add_argument("--output", required=True)
     options = parser.parse_args()
 
@@ -328,6 +330,10 @@ def main():
             "```",
             "",
         ]
+
+    for section in options.section:
+        if os.path.exists(section):
+            out += [open(section, encoding="utf-8").read().strip(), ""]
 
     out += ["## What limits it", ""]
     if os.path.exists(options.limits):

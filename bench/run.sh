@@ -339,5 +339,7 @@ python3 "$BENCH/report.py" \
     --commit "$COMMIT" \
     --note "${BENCH_NOTE:-}" \
     --limits "$BENCH/limits.md" \
+    --section "$BENCH/memory.md" \
+    --section "$BENCH/soak.md" \
     --output "$OUTPUT"
 log "wrote $OUTPUT"
