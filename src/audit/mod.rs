@@ -20,11 +20,12 @@ pub mod report;
 pub mod store;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::clock::SharedClock;
 use crate::config::{AuditConfig, AuditMode};
@@ -223,6 +224,10 @@ enum Message {
 /// The handle handlers record events with; owned by [`crate::app::App`].
 pub struct Audit {
     sender: mpsc::Sender<Message>,
+    /// Wakes the writer early: when the queue holds a full batch, and after a flush or shutdown
+    /// message, because in batched mode it otherwise sleeps until a batch's deadline.
+    wake: Arc<Notify>,
+    batch_size: usize,
     mode: AuditMode,
     enqueue_timeout: Duration,
     clock: SharedClock,
@@ -243,11 +248,14 @@ impl Audit {
     pub fn start(store: Store, config: &AuditConfig, clock: SharedClock) -> Self {
         let chain_id = uuid::Uuid::now_v7().simple().to_string();
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let wake = Arc::new(Notify::new());
         let writer = writer::Writer::new(store, config, clock.clone(), chain_id.clone());
-        tokio::spawn(writer.run(receiver));
+        tokio::spawn(writer.run(receiver, wake.clone()));
         tracing::info!(audit.chain = %chain_id, mode = ?config.mode, "audit writer started");
         Self {
             sender,
+            wake,
+            batch_size: config.batch_size.max(1),
             mode: config.mode,
             enqueue_timeout: Duration::from_millis(config.enqueue_timeout_ms),
             clock,
@@ -294,6 +302,7 @@ impl Audit {
             .send(Message::Flush(sender))
             .await
             .map_err(|_| AuditError::Closed)?;
+        self.wake.notify_one();
         receiver.await.map_err(|_| AuditError::Closed)
     }
 
@@ -305,6 +314,7 @@ impl Audit {
             .send(Message::Shutdown(sender))
             .await
             .map_err(|_| AuditError::Closed)?;
+        self.wake.notify_one();
         receiver.await.map_err(|_| AuditError::Closed)
     }
 
@@ -314,7 +324,12 @@ impl Audit {
             .send_timeout(message, self.enqueue_timeout)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if self.queue_depth() >= self.batch_size {
+                    self.wake.notify_one();
+                }
+                Ok(())
+            }
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 tracing::warn!(
                     timeout_ms = self.enqueue_timeout.as_millis() as u64,

@@ -1,10 +1,12 @@
 //! The writer task: takes events from the queue, chains them and writes each batch in one
 //! transaction. It owns the chain's next sequence number and last hash, so no lock is needed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::chain::{HashInput, GENESIS_HASH};
@@ -59,7 +61,12 @@ impl Writer {
     }
 
     /// Runs until a shutdown message arrives or every sender is gone, then writes what is left.
-    pub(super) async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+    ///
+    /// In batched mode, once a batch is open the writer does not wait on the queue for each
+    /// event, because every such wait lets the next sender wake this task, once per event. It
+    /// sleeps until the batch's deadline instead, or until `wake` fires: [`super::Audit`] fires
+    /// it when the queue holds a full batch and after sending a flush or shutdown message.
+    pub(super) async fn run(mut self, mut receiver: mpsc::Receiver<Message>, wake: Arc<Notify>) {
         let mut batch: Vec<Pending> = Vec::new();
         let mut deadline = Instant::now();
         let mut stopped_waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -67,15 +74,29 @@ impl Writer {
         prune_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            let message = tokio::select! {
-                message = receiver.recv() => message,
-                _ = tokio::time::sleep_until(deadline), if !batch.is_empty() => {
-                    self.write(&mut batch).await;
-                    continue;
+            let message = if self.mode == AuditMode::Batched && !batch.is_empty() {
+                match receiver.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(TryRecvError::Disconnected) => None,
+                    Err(TryRecvError::Empty) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(deadline) => self.write(&mut batch).await,
+                            _ = wake.notified() => {}
+                        }
+                        continue;
+                    }
                 }
-                _ = prune_timer.tick(), if self.retention_days > 0 && batch.is_empty() => {
-                    self.prune().await;
-                    continue;
+            } else {
+                tokio::select! {
+                    message = receiver.recv() => message,
+                    _ = tokio::time::sleep_until(deadline), if !batch.is_empty() => {
+                        self.write(&mut batch).await;
+                        continue;
+                    }
+                    _ = prune_timer.tick(), if self.retention_days > 0 && batch.is_empty() => {
+                        self.prune().await;
+                        continue;
+                    }
                 }
             };
             match message {

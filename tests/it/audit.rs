@@ -528,6 +528,76 @@ async fn concurrent_verifications_are_all_recorded() {
     }
 }
 
+/// Counts the stored events without flushing the queue first.
+async fn stored_count(t: &TestApp) -> usize {
+    events_page(
+        &t.app.store,
+        &EventFilter::default(),
+        None,
+        PageOrder::Ascending,
+        100_000,
+    )
+    .await
+    .expect("read events")
+    .len()
+}
+
+/// Polls until `count` events are stored, for at most `limit`.
+async fn wait_for_stored(t: &TestApp, count: usize, limit: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let stored = stored_count(t).await;
+        if stored >= count || std::time::Instant::now() >= deadline {
+            return stored;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_writer_writes_without_flush() {
+    // A batch is written at its deadline when it stays short of batch_size.
+    let t = TestApp::with_config(Backend::Sqlite, |config| {
+        config.audit.mode = AuditMode::Batched;
+        config.audit.batch_size = 1_000;
+        config.audit.flush_interval_ms = 50;
+    })
+    .await;
+    let (_, key) = t.bootstrap("root").await;
+    let before = stored_count(&t).await;
+    for _ in 0..3 {
+        t.verify(&key, None).await;
+    }
+    let stored = wait_for_stored(&t, before + 3, std::time::Duration::from_secs(5)).await;
+    assert_eq!(stored, before + 3, "short batch written at its deadline");
+
+    // Full batches are written long before a far deadline, and the rest at a flush.
+    let t = TestApp::with_config(Backend::Sqlite, |config| {
+        config.audit.mode = AuditMode::Batched;
+        config.audit.batch_size = 8;
+        config.audit.flush_interval_ms = 600_000;
+    })
+    .await;
+    let (_, key) = t.bootstrap("root").await;
+    t.app
+        .audit
+        .flush()
+        .await
+        .expect("flush the bootstrap events");
+    let before = stored_count(&t).await;
+    for _ in 0..20 {
+        t.verify(&key, None).await;
+    }
+    let stored = wait_for_stored(&t, before + 16, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        stored,
+        before + 16,
+        "two full batches written, four events wait"
+    );
+    t.app.audit.flush().await.expect("flush");
+    assert_eq!(stored_count(&t).await, before + 20, "flush writes the rest");
+}
+
 #[tokio::test]
 async fn record_after_shutdown_fails() {
     let t = TestApp::sqlite().await;
