@@ -138,13 +138,25 @@ impl<'a> CompactJws<'a> {
 
 /// Reads the unverified `iss` of a compact JWS without decoding or checking anything else: the
 /// classifier uses it to pick exactly one verifier.
+///
+/// Only `iss` is deserialized; the other claims are skipped without building values. A payload
+/// that names `iss` twice has no issuer here, so such a token is malformed.
 pub fn peek_issuer(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+
     let mut segments = token.split('.');
     let _header = segments.next()?;
     let payload = segments.next()?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let value: Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("iss")?.as_str().map(str::to_owned)
+    // serde also reads a struct from a JSON array, which is no claims set.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let peeked: Issuer = serde_json::from_slice(&bytes).ok()?;
+    peeked.iss
 }
 
 fn decode_segment(segment: &str, name: &'static str) -> Result<Vec<u8>, JwsError> {
@@ -182,6 +194,22 @@ mod tests {
             b64url(claims.as_bytes()),
             signature
         )
+    }
+
+    #[test]
+    fn peek_issuer_reads_only_iss() {
+        let header = r#"{"alg":"RS256"}"#;
+        let peek = |claims: &str| peek_issuer(&token(header, claims, "c2ln"));
+        assert_eq!(
+            peek(r#"{"sub":"a","iss":"https://issuer.example/","aud":["x"],"n":{"d":[1,2]}}"#),
+            Some("https://issuer.example/".to_owned())
+        );
+        assert_eq!(peek(r#"{"sub":"a"}"#), None, "no iss");
+        assert_eq!(peek(r#"{"iss":42}"#), None, "iss not a string");
+        assert_eq!(peek(r#"{"iss":"a","iss":"b"}"#), None, "iss twice");
+        assert_eq!(peek(r#"["a"]"#), None, "payload not an object");
+        assert_eq!(peek_issuer("not-a-jwt"), None, "one segment");
+        assert_eq!(peek_issuer("e30.!!!.c2ln"), None, "payload not base64url");
     }
 
     #[test]
