@@ -210,6 +210,11 @@ pub async fn run(
         summary.updated += batch.updates.len() as u64;
         if !options.dry_run {
             store.apply_legacy_import_batch(name, &batch, now()).await?;
+            // An import inside the daemon makes its changes seen at once. One run by the CLI
+            // reaches a running daemon when the daemon's cached row expires.
+            for (lookup, _) in &batch.updates {
+                keys.imported_rows().forget(lookup);
+            }
         }
         summary.batches += 1;
         progress.inc(rows_read);

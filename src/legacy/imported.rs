@@ -9,7 +9,10 @@
 //! 4. The imported revoked flag and expiry, as the live path reads them.
 //!
 //! The live legacy store is not asked about an imported key, so a revocation there takes effect
-//! at the next `authbridge import` run.
+//! at the next `authbridge import` run (and once the row has left [`ImportedRowCache`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -22,6 +25,67 @@ use crate::verify::Reason;
 /// Minimum time between two `last_seen_at` writes for one key, in seconds, so a busy key does not
 /// cost a database write on every verification.
 const LAST_SEEN_RESOLUTION_SECONDS: i64 = 60;
+
+/// Maximum time an imported row is served from memory, in seconds. A row changed by
+/// `authbridge import` or by another instance is read again after at most this long.
+pub const IMPORTED_ROW_CACHE_MAX_SECONDS: u64 = 10;
+
+/// Imported rows of one adapter read recently, by lookup value, so that a busy key costs no
+/// store read per verification. Writes this daemon makes to a row (the daemon's HMAC, the
+/// last use) update its entry. Keys without a row are not kept, so a lazy import made by another
+/// instance is seen at once.
+#[derive(Clone)]
+pub struct ImportedRowCache {
+    /// `None` when the adapter caches nothing (`cache_seconds = 0`).
+    entries: Option<moka::sync::Cache<String, Arc<LegacyKeyRecord>>>,
+}
+
+impl ImportedRowCache {
+    /// Keeps up to `capacity` rows for `seconds`, capped at [`IMPORTED_ROW_CACHE_MAX_SECONDS`].
+    pub fn new(seconds: u64, capacity: u64) -> Self {
+        let seconds = seconds.min(IMPORTED_ROW_CACHE_MAX_SECONDS);
+        let entries = (seconds > 0 && capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(seconds))
+                .build()
+        });
+        Self { entries }
+    }
+
+    fn get(&self, lookup: &str) -> Option<Arc<LegacyKeyRecord>> {
+        self.entries.as_ref()?.get(lookup)
+    }
+
+    fn put(&self, record: LegacyKeyRecord) {
+        if let Some(entries) = &self.entries {
+            entries.insert(record.lookup.clone(), Arc::new(record));
+        }
+    }
+
+    pub(super) fn forget(&self, lookup: &str) {
+        if let Some(entries) = &self.entries {
+            entries.invalidate(lookup);
+        }
+    }
+}
+
+/// Reads the imported row of `lookup`, from the cache when it contains the row.
+async fn imported_row(
+    store: &Store,
+    adapter: &SqlKeysAdapter,
+    lookup: &str,
+) -> Result<Option<Arc<LegacyKeyRecord>>, crate::store::StoreError> {
+    let cache = adapter.imported_rows();
+    if let Some(row) = cache.get(lookup) {
+        return Ok(Some(row));
+    }
+    let row = store.legacy_key(adapter.name(), lookup).await?;
+    if let Some(row) = &row {
+        cache.put(row.clone());
+    }
+    Ok(row.map(Arc::new))
+}
 
 /// Converts a legacy row to the stored form.
 pub(super) fn key_data(
@@ -88,15 +152,17 @@ pub async fn verify(
     let Some(lookup) = adapter.lookup_value(credential) else {
         return Err(Reason::Malformed);
     };
-    let stored = store.legacy_key(name, &lookup).await.map_err(|error| {
-        tracing::warn!(adapter.name = %name, %error, "reading the imported legacy key failed");
-        Reason::Unavailable
-    })?;
+    let stored = imported_row(store, adapter, &lookup)
+        .await
+        .map_err(|error| {
+            tracing::warn!(adapter.name = %name, %error, "reading the imported legacy key failed");
+            Reason::Unavailable
+        })?;
     let Some(stored) = stored else {
         return import_lazily(store, pepper, adapter, credential, &lookup, now).await;
     };
 
-    check_stored(store, pepper, adapter, credential, &lookup, stored, now).await
+    check_stored(store, pepper, adapter, credential, &lookup, &stored, now).await
 }
 
 /// Verifies `credential` from the imported copy only, for comparison in the `shadow` phase.
@@ -110,9 +176,9 @@ pub async fn verify_copy_only(
 ) -> Option<Result<LegacyClaims, Reason>> {
     let name = adapter.name();
     let lookup = adapter.lookup_value(credential)?;
-    match store.legacy_key(name, &lookup).await {
+    match imported_row(store, adapter, &lookup).await {
         Ok(Some(stored)) => {
-            Some(check_stored(store, pepper, adapter, credential, &lookup, stored, now).await)
+            Some(check_stored(store, pepper, adapter, credential, &lookup, &stored, now).await)
         }
         Ok(None) => None,
         Err(error) => {
@@ -129,7 +195,7 @@ async fn check_stored(
     adapter: &SqlKeysAdapter,
     credential: &str,
     lookup: &str,
-    stored: LegacyKeyRecord,
+    stored: &LegacyKeyRecord,
     now: i64,
 ) -> Result<LegacyClaims, Reason> {
     let name = adapter.name();
@@ -157,20 +223,43 @@ async fn check_stored(
     }
     let claims = adapter.claims_of(credential, record, now)?;
 
+    // The cached row gets the same change as the stored one, so the next verification neither
+    // computes the legacy hash again nor writes again within LAST_SEEN_RESOLUTION_SECONDS.
+    let seen = |row: &mut LegacyKeyRecord| {
+        row.first_seen_at = row.first_seen_at.or(Some(now));
+        row.last_seen_at = Some(now);
+    };
     let result = if stored.own_hmac.is_none() {
-        store
-            .set_legacy_key_hmac(name, lookup, &pepper.digest_hex(credential.as_bytes()), now)
-            .await
+        let own_hmac = pepper.digest_hex(credential.as_bytes());
+        let result = store
+            .set_legacy_key_hmac(name, lookup, &own_hmac, now)
+            .await;
+        result.map(|()| {
+            let mut updated = stored.clone();
+            updated.own_hmac = Some(own_hmac);
+            seen(&mut updated);
+            Some(updated)
+        })
     } else if stored
         .last_seen_at
         .is_none_or(|seen| now - seen >= LAST_SEEN_RESOLUTION_SECONDS)
     {
-        store.touch_legacy_key(name, lookup, now).await
+        let result = store.touch_legacy_key(name, lookup, now).await;
+        result.map(|()| {
+            let mut updated = stored.clone();
+            seen(&mut updated);
+            Some(updated)
+        })
     } else {
-        Ok(())
+        Ok(None)
     };
-    if let Err(error) = result {
-        tracing::warn!(adapter.name = %name, %error, "recording the use of an imported legacy key failed");
+    match result {
+        Ok(Some(updated)) => adapter.imported_rows().put(updated),
+        Ok(None) => {}
+        Err(error) => {
+            adapter.imported_rows().forget(lookup);
+            tracing::warn!(adapter.name = %name, %error, "recording the use of an imported legacy key failed");
+        }
     }
     Ok(claims)
 }
@@ -193,6 +282,7 @@ async fn import_lazily(
         .await
     {
         Ok(true) => {
+            adapter.imported_rows().forget(lookup);
             tracing::debug!(adapter.name = %adapter.name(), "legacy key imported on first verification")
         }
         Ok(false) => {}

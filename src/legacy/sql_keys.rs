@@ -256,6 +256,7 @@ pub struct SqlKeysAdapter {
     connect_timeout: Duration,
     query_timeout: Duration,
     cache: ResultCache,
+    imported_rows: super::imported::ImportedRowCache,
     import_query: Option<String>,
     count_query: Option<String>,
 }
@@ -345,6 +346,10 @@ pub fn build(name: &str, settings: &Value) -> Result<Arc<dyn LegacyVerifier>, Ad
         connect_timeout,
         query_timeout: Duration::from_secs(settings.query_timeout_seconds),
         cache,
+        imported_rows: super::imported::ImportedRowCache::new(
+            settings.cache_seconds,
+            settings.cache_capacity as u64,
+        ),
         import_query,
         count_query,
     }))
@@ -703,6 +708,11 @@ impl SqlKeysAdapter {
     }
 
     /// Returns the configuration name of the hash scheme, stored with every imported key.
+    /// Imported rows of this adapter read recently; see [`super::imported::ImportedRowCache`].
+    pub(super) fn imported_rows(&self) -> &super::imported::ImportedRowCache {
+        &self.imported_rows
+    }
+
     pub fn hash_scheme_name(&self) -> &'static str {
         self.hash.name()
     }

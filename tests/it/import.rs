@@ -522,6 +522,33 @@ async fn legacy_revocation_arrives_with_next_import() {
 }
 
 #[tokio::test]
+async fn imported_row_is_served_from_memory() {
+    let fixture = fixture();
+    let db = LegacyDb::create(&fixture).await;
+    db.insert_fixture_rows(&fixture).await;
+    let tenant = TenantId::generate();
+    let app = app_with_adapter(&db, &tenant, "dual").await;
+    run_import(&app, &ImportOptions::default()).await;
+    let (valid, _) = fixture_key(&fixture, "valid");
+    assert_reason(&app, &valid, StatusCode::OK, "valid", "first verification").await;
+
+    // Both copies are gone: only the row cached by the first verification can answer.
+    sqlx::query("DELETE FROM legacy_keys")
+        .execute(app.app.store.pool())
+        .await
+        .expect("delete the imported rows");
+    db.execute(&format!("DELETE FROM {TABLE}")).await;
+    assert_reason(
+        &app,
+        &valid,
+        StatusCode::OK,
+        "valid",
+        "row cached in memory",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn shadow_records_disagreement_with_tampered_copy() {
     let fixture = fixture();
     let db = LegacyDb::create(&fixture).await;
