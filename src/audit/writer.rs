@@ -120,11 +120,20 @@ impl Writer {
     /// waiting callers get the error instead and their events are dropped from the batch.
     async fn write(&mut self, batch: &mut Vec<Pending>) {
         let mut delay = Duration::from_millis(100);
+        // Set once a commit of this batch failed: from then on, every failure is checked
+        // against the store, because a retry of stored rows fails on their sequence numbers.
+        // Checking after other failures would only add a second wait for a connection while
+        // the database is unreachable.
+        let mut maybe_stored = false;
         while !batch.is_empty() {
             let rows = self.chain_rows(batch);
-            match store::insert_batch(&self.store, &rows).await {
+            let result = store::insert_batch(&self.store, &rows).await;
+            if let Err(failed) = &result {
+                maybe_stored |= failed.at_commit;
+            }
+            match result.map_err(|failed| failed.error) {
                 Ok(()) => {}
-                Err(error) if self.committed_despite_error(&rows).await => {
+                Err(error) if maybe_stored && self.committed_despite_error(&rows).await => {
                     tracing::warn!(%error, audit.chain = %self.chain_id, "audit batch reported an error but is stored");
                 }
                 Err(error) => {
