@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::{AnyConnection, Connection};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_authbridge");
 
@@ -60,6 +61,15 @@ impl DaemonEnv {
         std::fs::write(&path, toml).expect("write the configuration file");
         self.config = Some(path);
         self
+    }
+
+    /// Returns the database URL the processes use: the configured one, or the default SQLite
+    /// file.
+    pub fn database_url(&self) -> String {
+        match self.vars.get("AUTHBRIDGE_DATABASE__URL") {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.dir.join("authbridge.db").display()),
+        }
     }
 
     /// Builds a command with only this environment's configuration: variables of the test process
@@ -187,6 +197,11 @@ impl DaemonEnv {
         }
         chains
     }
+
+    /// Opens a connection to the store, for checks the HTTP API does not offer.
+    pub async fn connect_store(&self) -> AnyConnection {
+        connect(&self.database_url()).await
+    }
 }
 
 /// What `authbridge bootstrap --json` prints.
@@ -291,7 +306,24 @@ impl Daemon {
     }
 }
 
+/// Opens a connection to the database at `url`.
+pub async fn connect(url: &str) -> AnyConnection {
+    sqlx::any::install_default_drivers();
+    AnyConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Parses the `x-request-id` response header.
+pub fn request_id(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
