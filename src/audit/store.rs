@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::store::{Backend, Store, StoreResult};
+use crate::store::{Backend, Store, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, chain_id, seq, occurred_at, action, outcome, reason, fingerprint, \
      source, adapter, tenant_id, machine_id, client_address, request_id, detail, prev_hash, hash";
@@ -62,9 +62,30 @@ const ROWS_PER_INSERT: usize = 128;
 /// Columns of one inserted audit row, in bind order.
 const INSERT_COLUMNS: usize = 16;
 
+/// A failed batch insert.
+#[derive(Debug)]
+pub(crate) struct InsertBatchError {
+    pub(crate) error: StoreError,
+    /// True when the commit failed. Only then may the rows be stored after all, because the
+    /// commit can succeed while its acknowledgement is lost.
+    pub(crate) at_commit: bool,
+}
+
+impl From<sqlx::Error> for InsertBatchError {
+    fn from(error: sqlx::Error) -> Self {
+        Self {
+            error: error.into(),
+            at_commit: false,
+        }
+    }
+}
+
 /// Inserts chained events in one transaction, many rows per statement; nothing is written when
 /// any insert fails.
-pub(crate) async fn insert_batch(store: &Store, events: &[StoredEvent]) -> StoreResult<()> {
+pub(crate) async fn insert_batch(
+    store: &Store,
+    events: &[StoredEvent],
+) -> Result<(), InsertBatchError> {
     let mut transaction = store.pool().begin().await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let sql = format!(
@@ -95,8 +116,13 @@ pub(crate) async fn insert_batch(store: &Store, events: &[StoredEvent]) -> Store
         }
         query.execute(&mut *transaction).await?;
     }
-    transaction.commit().await?;
-    Ok(())
+    transaction
+        .commit()
+        .await
+        .map_err(|error| InsertBatchError {
+            error: error.into(),
+            at_commit: true,
+        })
 }
 
 /// Returns `rows` groups of `columns` placeholders for a multi-row INSERT.

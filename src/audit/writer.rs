@@ -38,6 +38,10 @@ pub(super) struct Writer {
     flush_interval: Duration,
     retention_days: u32,
     clock: SharedClock,
+    /// Set when a failed batch was dropped because its callers got the error (sync mode). Its
+    /// commit may have succeeded all the same, so the chain's last stored event is read before
+    /// the next write, and nothing is written while that read fails.
+    head_unconfirmed: bool,
 }
 
 impl Writer {
@@ -57,6 +61,7 @@ impl Writer {
             flush_interval: Duration::from_millis(config.flush_interval_ms),
             retention_days: config.retention_days,
             clock,
+            head_unconfirmed: false,
         }
     }
 
@@ -141,11 +146,24 @@ impl Writer {
     /// waiting callers get the error instead and their events are dropped from the batch.
     async fn write(&mut self, batch: &mut Vec<Pending>) {
         let mut delay = Duration::from_millis(100);
+        // Set once a commit of this batch failed: from then on, every failure is checked
+        // against the store, because a retry of stored rows fails on their sequence numbers.
+        // Checking after other failures would only add a second wait for a connection while
+        // the database is unreachable.
+        let mut maybe_stored = false;
         while !batch.is_empty() {
+            let settled = self.confirm_chain_head().await;
             let rows = self.chain_rows(batch);
-            match store::insert_batch(&self.store, &rows).await {
+            let result = match settled {
+                Ok(()) => store::insert_batch(&self.store, &rows).await,
+                Err(error) => Err(error),
+            };
+            if let Err(failed) = &result {
+                maybe_stored |= failed.at_commit;
+            }
+            match result.map_err(|failed| failed.error) {
                 Ok(()) => {}
-                Err(error) if self.committed_despite_error(&rows).await => {
+                Err(error) if maybe_stored && self.committed_despite_error(&rows).await => {
                     tracing::warn!(%error, audit.chain = %self.chain_id, "audit batch reported an error but is stored");
                 }
                 Err(error) => {
@@ -158,7 +176,9 @@ impl Writer {
                         }
                         None => true,
                     });
-                    if !batch.is_empty() {
+                    if batch.is_empty() {
+                        self.head_unconfirmed = true;
+                    } else {
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RETRY_DELAY);
                     }
@@ -175,6 +195,31 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Continues the chain after its last stored event when `head_unconfirmed` is set, because
+    /// a batch whose callers got an error may be stored. Only this writer writes the chain, so
+    /// that event is the chain's true head.
+    async fn confirm_chain_head(&mut self) -> Result<(), store::InsertBatchError> {
+        if !self.head_unconfirmed {
+            return Ok(());
+        }
+        let last = sqlx::query(
+            "SELECT seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&self.chain_id)
+        .fetch_optional(self.store.pool())
+        .await?;
+        if let Some(last) = last {
+            let seq: i64 = last.try_get("seq")?;
+            if seq >= self.next_seq {
+                tracing::warn!(audit.chain = %self.chain_id, seq, "audit events reported to their requests as failed are stored; continuing the chain after them");
+                self.next_seq = seq + 1;
+                self.prev_hash = last.try_get("hash")?;
+            }
+        }
+        self.head_unconfirmed = false;
+        Ok(())
     }
 
     /// Assigns sequence numbers and hashes to the batch, continuing the chain.

@@ -598,6 +598,84 @@ async fn batched_writer_writes_without_flush() {
     assert_eq!(stored_count(&t).await, before + 20, "flush writes the rest");
 }
 
+/// A sync-mode batch whose commit succeeded although the writer saw an error (a lost
+/// acknowledgement) is simulated by storing the chain's next event behind the writer's back.
+/// The write that collides with it fails, and the writer then continues after that event.
+#[tokio::test]
+async fn sync_writer_continues_after_stored_failed_batch() {
+    let t = TestApp::with_config(Backend::Sqlite, |config| {
+        config.audit.mode = AuditMode::Sync;
+    })
+    .await;
+    let (_, key) = t.bootstrap("root").await;
+    assert_eq!(t.verify(&key, None).await.status, StatusCode::OK);
+    let chain = t.app.audit.chain_id().to_owned();
+    let last = events(&t)
+        .await
+        .into_iter()
+        .rfind(|event| event.chain_id == chain)
+        .expect("an event of this chain");
+
+    let seq = last.seq + 1;
+    let hash = authbridge::audit::chain::HashInput {
+        chain_id: &chain,
+        seq,
+        occurred_at: last.occurred_at,
+        action: "verify",
+        outcome: "success",
+        reason: "valid",
+        fingerprint: None,
+        source: "native",
+        adapter: None,
+        tenant_id: None,
+        machine_id: None,
+        client_address: None,
+        request_id: None,
+        detail: None,
+        prev_hash: &last.hash,
+    }
+    .hash();
+    sqlx::query(
+        "INSERT INTO audit_events (chain_id, seq, occurred_at, action, outcome, reason, source, \
+         prev_hash, hash) VALUES ($1, $2, $3, 'verify', 'success', 'valid', 'native', $4, $5)",
+    )
+    .bind(&chain)
+    .bind(seq)
+    .bind(last.occurred_at)
+    .bind(last.hash.clone())
+    .bind(hash.to_vec())
+    .execute(t.app.store.pool())
+    .await
+    .expect("store the next event of the chain");
+
+    let collided = t.verify(&key, None).await;
+    assert_eq!(
+        collided.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the write on the stored sequence number fails: {}",
+        collided.body
+    );
+    let next = t.verify(&key, None).await;
+    assert_eq!(
+        next.status,
+        StatusCode::OK,
+        "the writer continues after the stored event: {}",
+        next.body
+    );
+
+    let reports = verify_chains(&t.app.store).await.expect("verify chains");
+    let report = reports
+        .iter()
+        .find(|report| report.chain_id == chain)
+        .expect("a report of this chain");
+    assert!(report.fault.is_none(), "chain intact: {:?}", report.fault);
+    assert_eq!(
+        report.last_seq,
+        Some(seq + 1),
+        "one event after the stored one"
+    );
+}
+
 #[tokio::test]
 async fn record_after_shutdown_fails() {
     let t = TestApp::sqlite().await;

@@ -71,7 +71,7 @@ pub struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
-    async fn create(server_url: &str) -> Self {
+    pub async fn create(server_url: &str) -> Self {
         sqlx::any::install_default_drivers();
         let name = format!(
             "ab_test_{}",

@@ -16,12 +16,13 @@ use authbridge::store::TenantRecord;
 
 use crate::common::{Backend, TestApp, START};
 
-const TABLE: &str = "rest_framework_api_key_apikey";
-const ADAPTER: &str = "django-keys";
-const COLUMNS: &str = "prefix AS lookup, hashed_key, CAST(revoked AS INTEGER) AS revoked, \
+pub(crate) const TABLE: &str = "rest_framework_api_key_apikey";
+pub(crate) const ADAPTER: &str = "django-keys";
+pub(crate) const COLUMNS: &str =
+    "prefix AS lookup, hashed_key, CAST(revoked AS INTEGER) AS revoked, \
      CAST(strftime('%s', expiry_date) AS INTEGER) AS expiry_date, name, prefix";
 
-fn fixture() -> Value {
+pub(crate) fn fixture() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/keystores/drf.json"
@@ -44,13 +45,13 @@ fn fixture_key(fixture: &Value, name: &str) -> (String, Value) {
 }
 
 /// A SQLite legacy database with the DRF API key table.
-struct LegacyDb {
-    url: String,
+pub(crate) struct LegacyDb {
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl LegacyDb {
-    async fn create(fixture: &Value) -> Self {
+    pub(crate) async fn create(fixture: &Value) -> Self {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("legacy.db").display());
@@ -103,7 +104,7 @@ impl LegacyDb {
 
     /// Inserts `count` keys in the `sha512$$<hex>` form of djangorestframework-api-key 3.x, 1000
     /// rows per INSERT, all in one transaction. Returns the keys in lookup order.
-    async fn insert_generated_keys(&self, count: usize) -> Vec<String> {
+    pub(crate) async fn insert_generated_keys(&self, count: usize) -> Vec<String> {
         const ROWS_PER_INSERT: usize = 1000;
         let keys: Vec<String> = (0..count).map(generated_key).collect();
         let mut connection = self.connect().await;
