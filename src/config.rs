@@ -216,16 +216,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Limits on repeated failed verifications per client address.
+/// Limits on repeated failed credential checks per client address.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Failed verifications one client address may make per window before its requests to
-    /// `/v1/verify` get 429; 0 turns limiting off. Behind a shared proxy all clients share the
-    /// proxy's address. Default 100.
+    /// Failed credential checks one client address may make per window before its requests to
+    /// the endpoints that check credentials get 429; 0 turns limiting off. Default 100.
     pub failures_per_window: u32,
     /// Length of the window in seconds. Default 60.
     pub window_seconds: u64,
+    /// Proxies, as IP addresses or CIDR networks, whose `X-Forwarded-For` header names the
+    /// client address that failures are counted under. Default: none, so the TCP peer counts.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RateLimitConfig {
@@ -233,7 +235,27 @@ impl Default for RateLimitConfig {
         Self {
             failures_per_window: 100,
             window_seconds: 60,
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+impl RateLimitConfig {
+    /// Parses `trusted_proxies`; a bare address is a network of one address.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "rate_limit.trusted_proxies entry {text:?} is not an IP address or CIDR network such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -391,6 +413,7 @@ impl Config {
                 "audit.batch_size and audit.queue_capacity must be at least 1".to_owned(),
             ));
         }
+        self.rate_limit.trusted_proxy_networks()?;
         if !self.signing.algorithm.is_asymmetric() {
             return Err(ConfigError::Invalid(format!(
                 "signing.algorithm {} is not allowed: use RS256, PS256, ES256 or EdDSA",
@@ -471,6 +494,29 @@ mod tests {
     fn weak_signing_algorithm_is_rejected() {
         let error = Config::from_toml("[signing]\nalgorithm = \"HS256\"\n").unwrap_err();
         assert!(error.to_string().contains("HS256"), "{error}");
+    }
+
+    #[test]
+    fn invalid_trusted_proxy_is_named() {
+        let error =
+            Config::from_toml("[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(error.to_string().contains("10.0.0.0/33"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn trusted_proxies_from_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "AUTHBRIDGE_RATE_LIMIT__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"192.0.2.1\"]",
+            );
+            let config = Config::load(None).unwrap();
+            let networks = config.rate_limit.trusted_proxy_networks().unwrap();
+            assert_eq!(networks.len(), 2);
+            assert_eq!(networks[1].to_string(), "192.0.2.1/32");
+            Ok(())
+        });
     }
 
     #[test]

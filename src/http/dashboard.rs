@@ -73,16 +73,25 @@ struct DashboardQuery {
 }
 
 /// Verifies an admin credential as the admin API does and returns the admin's tenant. Failures
-/// are recorded as `admin:authenticate` audit events.
+/// are recorded as `admin:authenticate` audit events and count toward the client address's
+/// failure limit.
 async fn authenticate(
     app: &AppState,
     credential: &str,
     request: &RequestInfo,
+    headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
+    let address = app.failure_limiter.address_of(request, headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(ApiError::TooManyRequests(seconds));
+    }
     let decision = app
         .verifier
         .verify(credential, &Requirements::default())
         .await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
     let identity = decision.identity.as_ref().filter(|_| decision.is_valid());
     match identity {
         Some(identity) if identity.roles.contains("admin") => Ok(identity.tenant_id.clone()),
@@ -128,7 +137,7 @@ async fn dashboard(
     let now = app.clock.now();
 
     if let Some(key) = query.key.as_deref() {
-        let tenant = authenticate(&app, key, &request).await?;
+        let tenant = authenticate(&app, key, &request, &headers).await?;
         let session = sessions.create(tenant.clone(), now);
         tracing::info!(tenant.id = %tenant, "dashboard session started");
         let secure = if app.issuer.issuer().starts_with("https://") {
@@ -150,7 +159,7 @@ async fn dashboard(
     }
 
     let admin_tenant = match presented_credential(&headers)? {
-        Some(credential) => authenticate(&app, credential.expose(), &request).await?,
+        Some(credential) => authenticate(&app, credential.expose(), &request, &headers).await?,
         None => session_cookie(&headers)
             .and_then(|id| sessions.tenant(id, now))
             .ok_or_else(|| {
