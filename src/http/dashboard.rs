@@ -30,6 +30,9 @@ use crate::verify::Requirements;
 const COOKIE: &str = "authbridge_dashboard";
 /// Lifetime of a dashboard session, in seconds (8 hours).
 const SESSION_SECONDS: i64 = 8 * 3600;
+/// Maximum number of live sessions per instance. A login beyond it ends the oldest session, so
+/// a holder of an admin key who logs in without end cannot grow memory.
+const MAX_SESSIONS: usize = 10_000;
 
 /// Dashboard sessions of this instance: session id to the admin's tenant and expiry time.
 #[derive(Debug, Default)]
@@ -44,6 +47,15 @@ impl Sessions {
         let id = hex::encode(bytes);
         let mut sessions = self.by_id.lock();
         sessions.retain(|_, (_, expires_at)| *expires_at > now);
+        if sessions.len() >= MAX_SESSIONS {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, (_, expires_at))| *expires_at)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                sessions.remove(&oldest);
+            }
+        }
         sessions.insert(id.clone(), (tenant, now + SESSION_SECONDS));
         id
     }
@@ -201,4 +213,25 @@ async fn dashboard(
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_stay_below_maximum() {
+        let sessions = Sessions::default();
+        let tenant = TenantId::parse("root0000").unwrap();
+        let first = sessions.create(tenant.clone(), 1_000);
+        for _ in 0..MAX_SESSIONS {
+            sessions.create(tenant.clone(), 2_000);
+        }
+        assert_eq!(sessions.by_id.lock().len(), MAX_SESSIONS);
+        assert_eq!(
+            sessions.tenant(&first, 2_000),
+            None,
+            "the oldest session made room"
+        );
+    }
 }
