@@ -66,6 +66,17 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds that in-flight requests get to finish after SIGTERM or Ctrl-C. Default 30.
     pub shutdown_grace_seconds: u64,
+    /// Maximum total size of a request's header fields in bytes, each counted as `name: value`
+    /// and CRLF. Larger requests get 431. Default 16384.
+    pub max_header_bytes: usize,
+    /// Maximum number of header fields in a request. More get 431. Default 100.
+    pub max_headers: usize,
+    /// Seconds a client has to send a complete request head (request line and headers),
+    /// including the wait for the next request on an idle keep-alive connection. Default 30.
+    pub header_read_timeout_seconds: u64,
+    /// Maximum number of open client connections. Further connections wait in the listen
+    /// backlog until one closes. Default 10000.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +86,10 @@ impl Default for ServerConfig {
             issuer: None,
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout_seconds: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -413,12 +428,43 @@ impl Config {
                 "audit.batch_size and audit.queue_capacity must be at least 1".to_owned(),
             ));
         }
+        self.validate_server_limits()?;
         self.rate_limit.trusted_proxy_networks()?;
         if !self.signing.algorithm.is_asymmetric() {
             return Err(ConfigError::Invalid(format!(
                 "signing.algorithm {} is not allowed: use RS256, PS256, ES256 or EdDSA",
                 self.signing.algorithm
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_server_limits(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        // The Authorization header carries a credential of up to `max_credential_bytes`, which
+        // must get the credential-level error rather than 431.
+        let minimum_header_bytes = self.tokens.max_credential_bytes + 1024;
+        if server.max_header_bytes < minimum_header_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_header_bytes {} must be at least tokens.max_credential_bytes + 1024 ({minimum_header_bytes})",
+                server.max_header_bytes
+            )));
+        }
+        if !(8..=10_000).contains(&server.max_headers) {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_headers {} must be between 8 and 10000",
+                server.max_headers
+            )));
+        }
+        if server.header_read_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_seconds must be at least 1".to_owned(),
+            ));
+        }
+        if server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -494,6 +540,14 @@ mod tests {
     fn weak_signing_algorithm_is_rejected() {
         let error = Config::from_toml("[signing]\nalgorithm = \"HS256\"\n").unwrap_err();
         assert!(error.to_string().contains("HS256"), "{error}");
+    }
+
+    #[test]
+    fn header_limit_below_credential_cap_is_rejected() {
+        let error = Config::from_toml("[server]\nmax_header_bytes = 8192\n").unwrap_err();
+        assert!(error.to_string().contains("max_header_bytes"), "{error}");
+        let config = Config::from_toml("[server]\nmax_header_bytes = 9216\n").unwrap();
+        assert_eq!(config.server.max_header_bytes, 9216);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum ApiError {
     /// seconds.
     TooManyRequests(i64),
     UnsupportedMediaType(String),
+    /// The request's header fields exceed `server.max_header_bytes` or `server.max_headers`.
+    HeaderFieldsTooLarge(String),
     Unavailable(String),
     Internal(String),
 }
@@ -50,6 +52,9 @@ impl ApiError {
                 "too many failed credential checks from this address; retry after the seconds in Retry-After",
             ),
             Self::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, detail),
+            Self::HeaderFieldsTooLarge(detail) => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, detail)
+            }
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "a backing service is unavailable; retry later",

@@ -1,11 +1,18 @@
-//! Overload and abuse limits: the failure limit on every endpoint that checks a credential.
+//! Overload and abuse limits: the failure limit on every endpoint that checks a credential, and
+//! the header limits, header read timeout and connection limit of the served listener, tested
+//! over real TCP connections.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
-use authbridge::credentials::Mode;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request};
+use serde_json::Value;
+
+use authbridge::config::Config;
+use authbridge::credentials::Mode;
 
 use crate::common::{basic, form, send, Backend, Response, TestApp};
 
@@ -278,4 +285,236 @@ async fn admin_api_failures_count() {
     let blocked = send(&t.router, call(&admin_key)).await;
     assert_eq!(blocked.status, 429);
     assert!((1..=60).contains(&retry_after(&blocked)), "Retry-After");
+}
+
+/// A daemon served on an ephemeral loopback port, stopped when dropped.
+struct Served {
+    address: SocketAddr,
+    _app: TestApp,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve(configure: impl FnOnce(&mut Config)) -> Served {
+    let app = TestApp::with_config(Backend::Sqlite, configure).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    tokio::spawn(authbridge::server::run(listener, app.app.clone(), shutdown));
+    Served {
+        address,
+        _app: app,
+        stop: Some(stop),
+    }
+}
+
+/// A raw HTTP/1.1 exchange: the status code (0 when the connection ended without a response),
+/// the response head and the body.
+struct RawResponse {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// Sends `head` (request line and header fields, without the final empty line) on a new
+/// connection and reads the whole response. The request carries `Connection: close`.
+fn raw_request(address: SocketAddr, head: &str) -> RawResponse {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("{head}\r\nConnection: close\r\n\r\n");
+    // The server may respond and close before it has read the whole request.
+    let _ = stream.write_all(request.as_bytes());
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+fn with_headers(count: usize, value_bytes: usize) -> String {
+    let mut head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1".to_owned();
+    for index in 0..count {
+        head.push_str(&format!(
+            "\r\nX-Filler-{index}: {}",
+            "v".repeat(value_bytes)
+        ));
+    }
+    head
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_limits_over_tcp() {
+    let served = serve(|_| {}).await;
+    let address = served.address;
+
+    let checks = tokio::task::spawn_blocking(move || {
+        let normal = raw_request(address, &with_headers(5, 20));
+        assert_eq!(normal.status, 200, "a normal request: {}", normal.head);
+
+        // Host, Connection and 99 fillers: 101 fields against the default of 100.
+        let many = raw_request(address, &with_headers(99, 1));
+        assert_eq!(many.status, 431, "too many header fields: {}", many.head);
+        assert!(
+            many.head
+                .to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+            "{}",
+            many.head
+        );
+        let problem: Value = serde_json::from_str(&many.body).unwrap();
+        assert_eq!(problem["status"], 431);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("101 header fields"),
+            "{problem}"
+        );
+
+        let at_count_limit = raw_request(address, &with_headers(98, 1));
+        assert_eq!(at_count_limit.status, 200, "100 fields are allowed");
+
+        let large = raw_request(address, &with_headers(2, 10_000));
+        assert_eq!(large.status, 431, "20 KB of header fields: {}", large.head);
+        assert!(large.body.contains("bytes"), "{}", large.body);
+
+        // Far past the limits, hyper's own backstop responds with 431 without a body and closes the
+        // connection. When hyper closes with part of the request unread, the kernel resets the
+        // connection, and the client may lose the 431 (status 0 here).
+        let huge = raw_request(address, &with_headers(10, 8_000));
+        assert!(
+            [431, 0].contains(&huge.status),
+            "80 KB of header fields: {}",
+            huge.head
+        );
+        let flood = raw_request(address, &with_headers(500, 1));
+        assert_eq!(flood.status, 431, "500 header fields: {}", flood.head);
+    });
+    checks.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_credential_gets_credential_error() {
+    let served = serve(|_| {}).await;
+    let address = served.address;
+
+    let checks = tokio::task::spawn_blocking(move || {
+        for length in [8192, 8193, 9000] {
+            let head = format!(
+                "POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nAuthorization: Bearer {}",
+                "a".repeat(length)
+            );
+            let response = raw_request(address, &head);
+            assert_eq!(
+                response.status, 401,
+                "a {length}-byte credential: {}",
+                response.head
+            );
+            let body: Value = serde_json::from_str(&response.body).unwrap();
+            assert_eq!(body["valid"], false, "{body}");
+            assert!(body["reason"].is_string(), "{body}");
+        }
+    });
+    checks.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_is_closed() {
+    let served = serve(|config| config.server.header_read_timeout_seconds = 1).await;
+    let address = served.address;
+
+    let checks = tokio::task::spawn_blocking(move || {
+        for (case, sent) in [
+            ("nothing", &b""[..]),
+            ("part of the HTTP/2 preface", &b"PRI * HTTP"[..]),
+            (
+                "part of a request head",
+                &b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..],
+            ),
+        ] {
+            let mut stream = TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(sent).unwrap();
+            let started = Instant::now();
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            let waited = started.elapsed();
+            assert!(
+                waited < Duration::from_secs(5),
+                "{case}: the connection stayed open for {waited:?}"
+            );
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("200 OK"),
+                "{case}: no request was served: {text}"
+            );
+        }
+    });
+    checks.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_limit_wait() {
+    let served = serve(|config| {
+        config.server.max_connections = 1;
+        config.server.header_read_timeout_seconds = 30;
+    })
+    .await;
+    let address = served.address;
+
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut holder = TcpStream::connect(address).unwrap();
+        holder.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+
+        let mut waiting = TcpStream::connect(address).unwrap();
+        waiting
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        waiting
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buffer = [0u8; 64];
+        let early = waiting.read(&mut buffer);
+        assert!(
+            early.is_err(),
+            "the second connection was served while the first held the only slot: {early:?}"
+        );
+
+        drop(holder);
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = waiting.read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "served once the slot was free: {text}"
+        );
+    });
+    checks.await.unwrap();
 }
