@@ -10,20 +10,7 @@ binary="${AUTHBRIDGE:-target/release/authbridge}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$work/legacy.db" "$count" <<'PY'
-import hashlib, sqlite3, sys
-path, count = sys.argv[1], int(sys.argv[2])
-db = sqlite3.connect(path)
-db.execute('CREATE TABLE "rest_framework_api_key_apikey" ("id" varchar(150) NOT NULL PRIMARY KEY, "prefix" varchar(8) NOT NULL UNIQUE, "hashed_key" varchar(150) NOT NULL, "created" datetime NOT NULL, "name" varchar(50) NOT NULL, "revoked" bool NOT NULL, "expiry_date" datetime NULL)')
-def rows():
-    for index in range(count):
-        prefix = f"{index:08d}"
-        key = f"{prefix}.{hashlib.sha256(str(index).encode()).hexdigest()[:32]}"
-        hashed = "sha512$$" + hashlib.sha512(key.encode()).hexdigest()
-        yield (f"{prefix}.{hashed}", prefix, hashed, "2024-01-01 00:00:00", "generated", 0, None)
-db.executemany('INSERT INTO "rest_framework_api_key_apikey" VALUES (?, ?, ?, ?, ?, ?, ?)', rows())
-db.commit()
-PY
+python3 bench/drf_keys.py table "$work/legacy.db" "$count"
 
 export AUTHBRIDGE_DATABASE__DATA_DIR="$work/data" AUTHBRIDGE_LOGGING__LEVEL=warn
 tenant=$("$binary" bootstrap --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')

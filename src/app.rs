@@ -36,6 +36,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error("invalid adapter configuration: {0}")]
     Adapter(#[from] crate::legacy::AdapterConfigError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot build the HTTP client for legacy sources: {0}")]
     HttpClient(String),
 }
@@ -65,7 +67,7 @@ pub struct App {
     pub assertion_rules: AssertionRules,
     pub audit: Arc<Audit>,
     pub phases: Arc<crate::legacy::phases::PhaseBook>,
-    /// Failed verifications per client address.
+    /// Failed credential checks per client address.
     pub failure_limiter: crate::http::rate_limit::FailureLimiter,
     /// Native tokens that forward-auth translated from legacy credentials.
     pub translations: crate::http::forward_auth::TranslationCache,
@@ -164,6 +166,7 @@ impl App {
         let failure_limiter = crate::http::rate_limit::FailureLimiter::new(
             config.rate_limit.failures_per_window,
             config.rate_limit.window_seconds,
+            config.rate_limit.trusted_proxy_networks()?,
             clock.clone(),
         );
         Ok(Arc::new(Self {

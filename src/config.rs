@@ -66,6 +66,17 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds that in-flight requests get to finish after SIGTERM or Ctrl-C. Default 30.
     pub shutdown_grace_seconds: u64,
+    /// Maximum total size of a request's header fields in bytes, each counted as `name: value`
+    /// and CRLF. Larger requests get 431. Default 16384.
+    pub max_header_bytes: usize,
+    /// Maximum number of header fields in a request. More get 431. Default 100.
+    pub max_headers: usize,
+    /// Seconds a client has to send a complete request head (request line and headers),
+    /// including the wait for the next request on an idle keep-alive connection. Default 30.
+    pub header_read_timeout_seconds: u64,
+    /// Maximum number of open client connections. Further connections wait in the listen
+    /// backlog until one closes. Default 10000.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +86,10 @@ impl Default for ServerConfig {
             issuer: None,
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout_seconds: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -216,16 +231,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Limits on repeated failed verifications per client address.
+/// Limits on repeated failed credential checks per client address.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Failed verifications one client address may make per window before its requests to
-    /// `/v1/verify` get 429; 0 turns limiting off. Behind a shared proxy all clients share the
-    /// proxy's address. Default 100.
+    /// Failed credential checks one client address may make per window before its requests to
+    /// the endpoints that check credentials get 429; 0 turns limiting off. Default 100.
     pub failures_per_window: u32,
     /// Length of the window in seconds. Default 60.
     pub window_seconds: u64,
+    /// Proxies, as IP addresses or CIDR networks, whose `X-Forwarded-For` header names the
+    /// client address that failures are counted under. Default: none, so the TCP peer counts.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RateLimitConfig {
@@ -233,7 +250,27 @@ impl Default for RateLimitConfig {
         Self {
             failures_per_window: 100,
             window_seconds: 60,
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+impl RateLimitConfig {
+    /// Parses `trusted_proxies`; a bare address is a network of one address.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "rate_limit.trusted_proxies entry {text:?} is not an IP address or CIDR network such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -391,11 +428,43 @@ impl Config {
                 "audit.batch_size and audit.queue_capacity must be at least 1".to_owned(),
             ));
         }
+        self.validate_server_limits()?;
+        self.rate_limit.trusted_proxy_networks()?;
         if !self.signing.algorithm.is_asymmetric() {
             return Err(ConfigError::Invalid(format!(
                 "signing.algorithm {} is not allowed: use RS256, PS256, ES256 or EdDSA",
                 self.signing.algorithm
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_server_limits(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        // The Authorization header carries a credential of up to `max_credential_bytes`, which
+        // must get the credential-level error rather than 431.
+        let minimum_header_bytes = self.tokens.max_credential_bytes + 1024;
+        if server.max_header_bytes < minimum_header_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_header_bytes {} must be at least tokens.max_credential_bytes + 1024 ({minimum_header_bytes})",
+                server.max_header_bytes
+            )));
+        }
+        if !(8..=10_000).contains(&server.max_headers) {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_headers {} must be between 8 and 10000",
+                server.max_headers
+            )));
+        }
+        if server.header_read_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_seconds must be at least 1".to_owned(),
+            ));
+        }
+        if server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -471,6 +540,37 @@ mod tests {
     fn weak_signing_algorithm_is_rejected() {
         let error = Config::from_toml("[signing]\nalgorithm = \"HS256\"\n").unwrap_err();
         assert!(error.to_string().contains("HS256"), "{error}");
+    }
+
+    #[test]
+    fn header_limit_below_credential_cap_is_rejected() {
+        let error = Config::from_toml("[server]\nmax_header_bytes = 8192\n").unwrap_err();
+        assert!(error.to_string().contains("max_header_bytes"), "{error}");
+        let config = Config::from_toml("[server]\nmax_header_bytes = 9216\n").unwrap();
+        assert_eq!(config.server.max_header_bytes, 9216);
+    }
+
+    #[test]
+    fn invalid_trusted_proxy_is_named() {
+        let error =
+            Config::from_toml("[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(error.to_string().contains("10.0.0.0/33"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn trusted_proxies_from_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "AUTHBRIDGE_RATE_LIMIT__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"192.0.2.1\"]",
+            );
+            let config = Config::load(None).unwrap();
+            let networks = config.rate_limit.trusted_proxy_networks().unwrap();
+            assert_eq!(networks.len(), 2);
+            assert_eq!(networks[1].to_string(), "192.0.2.1/32");
+            Ok(())
+        });
     }
 
     #[test]

@@ -30,6 +30,9 @@ use crate::verify::Requirements;
 const COOKIE: &str = "authbridge_dashboard";
 /// Lifetime of a dashboard session, in seconds (8 hours).
 const SESSION_SECONDS: i64 = 8 * 3600;
+/// Maximum number of live sessions per instance. A login beyond it ends the oldest session, so
+/// a holder of an admin key who logs in without end cannot grow memory.
+const MAX_SESSIONS: usize = 10_000;
 
 /// Dashboard sessions of this instance: session id to the admin's tenant and expiry time.
 #[derive(Debug, Default)]
@@ -44,6 +47,15 @@ impl Sessions {
         let id = hex::encode(bytes);
         let mut sessions = self.by_id.lock();
         sessions.retain(|_, (_, expires_at)| *expires_at > now);
+        if sessions.len() >= MAX_SESSIONS {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, (_, expires_at))| *expires_at)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                sessions.remove(&oldest);
+            }
+        }
         sessions.insert(id.clone(), (tenant, now + SESSION_SECONDS));
         id
     }
@@ -73,16 +85,25 @@ struct DashboardQuery {
 }
 
 /// Verifies an admin credential as the admin API does and returns the admin's tenant. Failures
-/// are recorded as `admin:authenticate` audit events.
+/// are recorded as `admin:authenticate` audit events and count toward the client address's
+/// failure limit.
 async fn authenticate(
     app: &AppState,
     credential: &str,
     request: &RequestInfo,
+    headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
+    let address = app.failure_limiter.address_of(request, headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(ApiError::TooManyRequests(seconds));
+    }
     let decision = app
         .verifier
         .verify(credential, &Requirements::default())
         .await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
     let identity = decision.identity.as_ref().filter(|_| decision.is_valid());
     match identity {
         Some(identity) if identity.roles.contains("admin") => Ok(identity.tenant_id.clone()),
@@ -128,7 +149,7 @@ async fn dashboard(
     let now = app.clock.now();
 
     if let Some(key) = query.key.as_deref() {
-        let tenant = authenticate(&app, key, &request).await?;
+        let tenant = authenticate(&app, key, &request, &headers).await?;
         let session = sessions.create(tenant.clone(), now);
         tracing::info!(tenant.id = %tenant, "dashboard session started");
         let secure = if app.issuer.issuer().starts_with("https://") {
@@ -150,7 +171,7 @@ async fn dashboard(
     }
 
     let admin_tenant = match presented_credential(&headers)? {
-        Some(credential) => authenticate(&app, credential.expose(), &request).await?,
+        Some(credential) => authenticate(&app, credential.expose(), &request, &headers).await?,
         None => session_cookie(&headers)
             .and_then(|id| sessions.tenant(id, now))
             .ok_or_else(|| {
@@ -192,4 +213,25 @@ async fn dashboard(
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_stay_below_maximum() {
+        let sessions = Sessions::default();
+        let tenant = TenantId::parse("root0000").unwrap();
+        let first = sessions.create(tenant.clone(), 1_000);
+        for _ in 0..MAX_SESSIONS {
+            sessions.create(tenant.clone(), 2_000);
+        }
+        assert_eq!(sessions.by_id.lock().len(), MAX_SESSIONS);
+        assert_eq!(
+            sessions.tenant(&first, 2_000),
+            None,
+            "the oldest session made room"
+        );
+    }
 }

@@ -19,9 +19,12 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge,
-    /// Too many failed attempts; retry after this many seconds.
+    /// Too many failed credential checks from the client address; retry after this many
+    /// seconds.
     TooManyRequests(i64),
     UnsupportedMediaType(String),
+    /// The request's header fields exceed `server.max_header_bytes` or `server.max_headers`.
+    HeaderFieldsTooLarge(String),
     Unavailable(String),
     Internal(String),
 }
@@ -46,9 +49,12 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
             Self::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many failed verifications from this address; retry later",
+                "too many failed credential checks from this address; retry after the seconds in Retry-After",
             ),
             Self::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, detail),
+            Self::HeaderFieldsTooLarge(detail) => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, detail)
+            }
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "a backing service is unavailable; retry later",
@@ -132,6 +138,8 @@ pub struct OAuthError {
     pub description: String,
     /// Set when the client tried HTTP Basic authentication and failed (RFC 6749 section 5.2).
     pub basic_challenge: bool,
+    /// Seconds for `Retry-After`, on a 429.
+    pub retry_after: Option<i64>,
 }
 
 impl OAuthError {
@@ -141,6 +149,7 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -152,6 +161,19 @@ impl OAuthError {
         Self {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        }
+    }
+
+    /// Builds the error for a client address with too many failed credential checks. RFC 6749
+    /// defines no error code for this, so the code is `temporarily_unavailable` with status 429.
+    pub fn too_many_requests(retry_after: i64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "too many failed client authentications from this address; retry after the seconds in Retry-After",
+            )
         }
     }
 
@@ -170,6 +192,11 @@ impl IntoResponse for OAuthError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic_challenge {
                 "Basic realm=\"authbridge\""

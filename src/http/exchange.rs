@@ -1,11 +1,13 @@
 //! The token exchange grant (RFC 8693) at `POST /oauth/token`.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::oauth::{client_auth_error, no_store, Form};
+use super::oauth::{client_auth_failed, no_store, Form};
 use super::{AppState, OAuthError, RequestInfo};
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::issue::client_auth::authenticate;
@@ -13,10 +15,13 @@ use crate::issue::exchange::{exchange, ExchangeError, ExchangeRequest};
 use crate::secret::SecretString;
 
 /// Exchanges a legacy credential. Client authentication is optional, but when sent it must be
-/// valid, and adapters that name their exchange clients require it.
+/// valid, and adapters that name their exchange clients require it. A failed client
+/// authentication and a subject or actor token that does not verify count toward the failure
+/// limit of `address`.
 pub(super) async fn token_exchange(
     app: &AppState,
     info: &RequestInfo,
+    address: Option<IpAddr>,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Response, OAuthError> {
@@ -25,16 +30,23 @@ pub(super) async fn token_exchange(
         || presented.client_secret.is_some()
         || presented.client_assertion.is_some();
     let client_id = if sent_client_auth {
-        let machine = authenticate(
+        let authenticated = authenticate(
             &presented,
             &app.store,
             &app.pepper,
             &app.assertion_rules,
             app.clock.now(),
         )
-        .await
-        .map_err(|e| client_auth_error(e, &presented))?;
-        Some(machine.client_id)
+        .await;
+        match authenticated {
+            Ok(machine) => Some(machine.client_id),
+            Err(error) => {
+                let error =
+                    client_auth_failed(app, info, address, Action::Exchange, error, &presented)
+                        .await;
+                return Err(error);
+            }
+        }
     } else {
         None
     };
@@ -67,6 +79,9 @@ pub(super) async fn token_exchange(
         .as_ref()
         .map(|t| crate::verify::fingerprint(t.expose()));
     let result = exchange(app, &request).await;
+    if matches!(result, Err(ExchangeError::InvalidToken(_))) {
+        app.failure_limiter.record_failure(address);
+    }
     app.verifier
         .metrics()
         .count_exchange(if result.is_ok() { "success" } else { "failure" });

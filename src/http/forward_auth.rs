@@ -68,6 +68,7 @@ fn header_value(text: &str) -> Option<HeaderValue> {
         (status = 200, description = "allowed; identity in X-Auth-* headers"),
         (status = 401, description = "the credential does not verify"),
         (status = 403, description = "valid, but lacks what was required"),
+        (status = 429, description = "too many failed credential checks from this client address; see Retry-After"),
         (status = 503, description = "the source that must check it is unavailable"),
     )
 )]
@@ -105,10 +106,17 @@ async fn forward_auth(
         ));
     };
 
+    let address = app.failure_limiter.address_of(&info, &headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(ApiError::TooManyRequests(seconds));
+    }
     let decision = app
         .verifier
         .verify(credential.expose(), &requirements)
         .await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
     app.audit
         .record(info.tag(AuditEvent::from_decision(Action::Verify, &decision)))
         .await?;

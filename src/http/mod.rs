@@ -6,6 +6,7 @@ mod dashboard;
 pub mod error;
 mod exchange;
 pub mod forward_auth;
+pub mod header_limits;
 mod health;
 mod metrics;
 mod oauth;
@@ -36,6 +37,7 @@ pub type AppState = Arc<App>;
 /// Builds the router with every route and the middleware stack.
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.server.max_body_bytes;
+    let header_limits = header_limits::HeaderLimits::from_config(&app.config.server);
     let (api, spec) = OpenApiRouter::with_openapi(openapi::base())
         .merge(oauth::routes())
         .merge(verify::routes())
@@ -70,6 +72,11 @@ pub fn router(app: AppState) -> Router {
         }),
     )
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    // Outermost, so that only the client's own header fields count.
+    .layer(axum::middleware::from_fn_with_state(
+        header_limits,
+        header_limits::enforce,
+    ))
 }
 
 /// Extracts the credential a request presents: `Authorization: Bearer ...` or `X-API-Key`.

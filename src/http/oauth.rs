@@ -2,6 +2,7 @@
 //! revocation (RFC 7009). Errors use RFC 6749 error codes.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -103,7 +104,7 @@ impl Form {
     }
 }
 
-pub(super) fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAuthError {
+fn client_auth_error(error: ClientAuthError, presented: &PresentedClient) -> OAuthError {
     let basic = ClientAuthError::used_basic(presented);
     match error {
         ClientAuthError::Unavailable => OAuthError::unavailable(),
@@ -127,15 +128,31 @@ fn client_auth_reason(error: &ClientAuthError) -> &'static str {
     }
 }
 
-/// Records a failed client authentication and returns the error to respond with: the audit
-/// failure when the event cannot be recorded, else the authentication error.
-async fn client_auth_failed(
+/// True for a client authentication failure that counts toward the client address's failure
+/// limit: a credential was presented and did not verify. A missing or ambiguous one does not.
+fn counts_as_failure(error: &ClientAuthError) -> bool {
+    matches!(
+        error,
+        ClientAuthError::Failed
+            | ClientAuthError::MalformedBasic
+            | ClientAuthError::InvalidAssertion(_)
+    )
+}
+
+/// Records a failed client authentication, in the audit trail and in the failure limit of
+/// `address`, and returns the error to respond with: the audit failure when the event cannot be
+/// recorded, else the authentication error.
+pub(super) async fn client_auth_failed(
     app: &App,
     info: &RequestInfo,
+    address: Option<IpAddr>,
     action: Action,
     error: ClientAuthError,
     presented: &PresentedClient,
 ) -> OAuthError {
+    if counts_as_failure(&error) {
+        app.failure_limiter.record_failure(address);
+    }
     let mut event = AuditEvent::new(action, Outcome::Failure, client_auth_reason(&error));
     let credential = presented
         .basic
@@ -186,7 +203,7 @@ pub(super) fn no_store(mut response: Response) -> Response {
 #[utoipa::path(
     post, path = "/oauth/token", tag = "oauth",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "token issued"), (status = 400, description = "RFC 6749 error"), (status = 401, description = "invalid_client"))
+    responses((status = 200, description = "token issued"), (status = 400, description = "RFC 6749 error"), (status = 401, description = "invalid_client"), (status = 429, description = "too many failed client authentications from this client address; see Retry-After"))
 )]
 async fn token(
     State(app): State<AppState>,
@@ -195,12 +212,16 @@ async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let body = body.map_err(body_too_large)?;
+    let address = app.failure_limiter.address_of(&info, &headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(OAuthError::too_many_requests(seconds));
+    }
     let form = Form::parse(&headers, &body)?;
     let grant_type = form
         .one("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     if grant_type == crate::issue::exchange::GRANT_TYPE {
-        return super::exchange::token_exchange(&app, &info, &headers, &form).await;
+        return super::exchange::token_exchange(&app, &info, address, &headers, &form).await;
     }
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
@@ -225,9 +246,10 @@ async fn token(
     let machine = match authenticated {
         Ok(machine) => machine,
         Err(error) => {
-            return Err(
-                client_auth_failed(&app, &info, Action::TokenIssue, error, &presented).await,
-            )
+            let error =
+                client_auth_failed(&app, &info, address, Action::TokenIssue, error, &presented)
+                    .await;
+            return Err(error);
         }
     };
 
@@ -317,7 +339,8 @@ impl Caller {
 }
 
 /// Authenticates the caller of introspection or revocation: as a machine (client
-/// authentication) or with a bearer credential (API key or access token).
+/// authentication) or with a bearer credential (API key or access token). Failures count toward
+/// the client address's failure limit.
 async fn authenticate_caller(
     app: &App,
     info: &RequestInfo,
@@ -325,6 +348,10 @@ async fn authenticate_caller(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Caller, OAuthError> {
+    let address = app.failure_limiter.address_of(info, headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(OAuthError::too_many_requests(seconds));
+    }
     let presented = form.presented_client(headers);
     let has_client_auth = presented.basic.is_some()
         || presented.client_secret.is_some()
@@ -341,7 +368,7 @@ async fn authenticate_caller(
         let machine = match authenticated {
             Ok(machine) => machine,
             Err(error) => {
-                return Err(client_auth_failed(app, info, action, error, &presented).await)
+                return Err(client_auth_failed(app, info, address, action, error, &presented).await)
             }
         };
         let roles = app
@@ -367,6 +394,9 @@ async fn authenticate_caller(
         .verifier
         .verify(credential.expose(), &Requirements::default())
         .await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
     if !decision.is_valid() {
         let event = AuditEvent::from_decision(action, &decision)
             .with_detail(json!({ "failed": "caller_authentication" }));
@@ -404,7 +434,7 @@ fn within_caller(app: &App, caller: &Caller, identity: Option<&Identity>) -> boo
 #[utoipa::path(
     post, path = "/oauth/introspect", tag = "oauth",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "introspection response"), (status = 401, description = "caller not authenticated"))
+    responses((status = 200, description = "introspection response"), (status = 401, description = "caller not authenticated"), (status = 429, description = "too many failed caller authentications from this client address; see Retry-After"))
 )]
 async fn introspect(
     State(app): State<AppState>,
@@ -491,7 +521,7 @@ async fn introspect(
 #[utoipa::path(
     post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "caller not authenticated"))
+    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "caller not authenticated"), (status = 429, description = "too many failed caller authentications from this client address; see Retry-After"))
 )]
 async fn revoke(
     State(app): State<AppState>,

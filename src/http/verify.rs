@@ -86,6 +86,7 @@ impl VerifyResponse {
         (status = 200, description = "valid", body = VerifyResponse),
         (status = 401, description = "the credential does not verify", body = VerifyResponse),
         (status = 403, description = "valid, but lacks what was required", body = VerifyResponse),
+        (status = 429, description = "too many failed credential checks from this client address; see Retry-After"),
         (status = 503, description = "the source that must check it is unavailable", body = VerifyResponse),
     ),
     security(("bearer" = []), ("apiKey" = []))
@@ -121,10 +122,7 @@ async fn verify(
         ));
     };
 
-    let address = info
-        .client_address
-        .as_deref()
-        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    let address = app.failure_limiter.address_of(&info, &headers);
     if let Some(seconds) = app.failure_limiter.blocked_for(address) {
         return Err(ApiError::TooManyRequests(seconds));
     }

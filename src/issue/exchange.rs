@@ -55,6 +55,10 @@ pub struct Exchanged {
 pub enum ExchangeError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// The subject or actor token does not verify. It is an `invalid_request` (RFC 8693
+    /// section 2.2.2) that counts toward the client address's failure limit.
+    #[error("{0}")]
+    InvalidToken(String),
     #[error("{0}")]
     InvalidTarget(String),
     #[error("{0}")]
@@ -70,7 +74,7 @@ pub enum ExchangeError {
 impl ExchangeError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::InvalidToken(_) => "invalid_request",
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -301,7 +305,7 @@ async fn verify_subject(app: &App, subject: &str) -> Result<Identity, ExchangeEr
         _ if decision.reason == Reason::UnmappedIdentity => Err(ExchangeError::InvalidTarget(
             "the legacy identity maps to no tenant".to_owned(),
         )),
-        _ => Err(ExchangeError::InvalidRequest(format!(
+        _ => Err(ExchangeError::InvalidToken(format!(
             "subject_token is not valid ({})",
             decision.reason
         ))),
@@ -318,7 +322,7 @@ async fn verify_actor(app: &App, actor: &str) -> Result<Value, ExchangeError> {
         .identity
         .filter(|_| decision.reason == Reason::Valid)
         .ok_or_else(|| {
-            ExchangeError::InvalidRequest(format!("actor_token is not valid ({})", decision.reason))
+            ExchangeError::InvalidToken(format!("actor_token is not valid ({})", decision.reason))
         })?;
     let subject = identity
         .client_id

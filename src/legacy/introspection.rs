@@ -11,13 +11,11 @@
 //! pattern, the endpoint URL check, the HTTP exchange with its failure logging, and the
 //! result cache.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use parking_lot::Mutex;
 use regex::Regex;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
@@ -525,13 +523,15 @@ pub(super) fn string_list(value: Option<&Value>) -> Vec<String> {
 }
 
 /// A cache of a legacy source's results, keyed by the SHA-256 of the credential so that the
-/// credential itself is never kept. Times come from the caller's clock.
+/// credential itself is never kept. Times come from the caller's clock. The bounded moka cache
+/// evicts in constant time per insert. It admits a new key only when that key is used about as
+/// often as the entry it would evict, so a flood of one-off invalid credentials does not push out
+/// the results of credentials in regular use.
 #[derive(Debug)]
 pub(super) struct ResultCache {
     positive_seconds: i64,
     negative_seconds: i64,
-    capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], CachedResult>>,
+    entries: moka::sync::Cache<[u8; 32], Arc<CachedResult>>,
 }
 
 #[derive(Debug)]
@@ -557,11 +557,16 @@ impl ResultCache {
         if capacity == 0 {
             return Err(error("`cache_capacity` must be at least 1".to_owned()));
         }
+        // The entries' own `until` decides on the caller's clock; the time to live only lets
+        // moka drop entries that can no longer be used.
+        let longest = positive_seconds.max(negative_seconds).max(1);
         Ok(Self {
             positive_seconds: positive_seconds as i64,
             negative_seconds: negative_seconds as i64,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .time_to_live(Duration::from_secs(longest))
+                .build(),
         })
     }
 
@@ -571,15 +576,12 @@ impl ResultCache {
 
     /// Returns the cached result for `key` if it is still current at `now`.
     pub(super) fn get(&self, key: &[u8; 32], now: i64) -> Option<Result<LegacyClaims, Reason>> {
-        let mut entries = self.entries.lock();
-        match entries.get(key) {
-            Some(entry) if now < entry.until => Some(entry.result.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
+        let entry = self.entries.get(key)?;
+        if now < entry.until {
+            return Some(entry.result.clone());
         }
+        self.entries.invalidate(key);
+        None
     }
 
     /// Stores a result: a valid one until its `exp` or for the positive time, whichever is
@@ -596,23 +598,20 @@ impl ResultCache {
         if until <= now {
             return;
         }
-        let mut entries = self.entries.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, entry| now < entry.until);
-            if entries.len() >= self.capacity {
-                // NOTE: evicts an arbitrary entry; good enough to bound memory, not an LRU.
-                if let Some(victim) = entries.keys().next().copied() {
-                    entries.remove(&victim);
-                }
-            }
-        }
-        entries.insert(
+        self.entries.insert(
             key,
-            CachedResult {
+            Arc::new(CachedResult {
                 result: result.clone(),
                 until,
-            },
+            }),
         );
+    }
+
+    /// Returns the number of cached results, after pending evictions ran.
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
     }
 }
 
@@ -711,6 +710,17 @@ mod tests {
         cache.store(key, &Ok(claims), 1_000);
         assert!(cache.get(&key, 1_029).is_some());
         assert!(cache.get(&key, 1_030).is_none());
+    }
+
+    #[test]
+    fn cache_stays_within_capacity_under_flood() {
+        let cache = ResultCache::new("a", 60, 5, 100).unwrap();
+        for index in 0..10_000 {
+            let key = ResultCache::key(&format!("guess-{index}"));
+            cache.store(key, &Err(Reason::UnknownCredential), 1_000);
+        }
+        let cached = cache.len();
+        assert!(cached <= 100, "{cached} results cached, capacity 100");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod legacy_jwt;
 mod legacy_keys;
 mod legacy_remote;
 mod nginx;
+mod overload;
 mod progress;
 mod proxy;
 mod router;

@@ -1,6 +1,7 @@
 //! The admin API under `/v1/`: tenants, machines, API keys and signing keys. Every call is
 //! authenticated by an admin API key or an access token with the `admin` role, and confined to
 //! that credential's tenant subtree: anything outside it returns 404, as if it did not exist.
+//! Credentials that do not verify count toward the client address's failure limit.
 
 mod adapters;
 mod api_keys;
@@ -59,10 +60,17 @@ impl FromRequestParts<AppState> for AdminCaller {
                 "send an admin API key in Authorization: Bearer or X-API-Key".to_owned(),
             ));
         };
+        let address = app.failure_limiter.address_of(&request, &parts.headers);
+        if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+            return Err(ApiError::TooManyRequests(seconds));
+        }
         let decision = app
             .verifier
             .verify(credential.expose(), &Requirements::default())
             .await;
+        if decision.http_status() == 401 {
+            app.failure_limiter.record_failure(address);
+        }
         let lacks_admin_role = decision
             .identity
             .as_ref()
