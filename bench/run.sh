@@ -20,6 +20,9 @@
 #   BENCH_PROFILE   0 skips the perf profiles (default 1; skipped anyway when perf cannot record)
 #   BENCH_NOTE      a line placed at the top of the report, e.g. about a shared machine
 #   BENCH_COMMIT    commit named in the report when the repository root is not a git checkout
+#   BENCH_MEMORY    1 also runs bench/memory.sh (about 5 minutes) and writes bench/memory.md
+#   BENCH_SOAK      1 also runs bench/soak.sh (about 12 minutes) and writes bench/soak.md
+# Without them, the report includes bench/memory.md and bench/soak.md of earlier runs as they are.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -321,6 +324,18 @@ if [[ "$RUN_PEER" == 1 ]]; then
         log "npm install of oidc-provider failed or node is missing: no peer comparison"
         cp "$WORK/npm.log" "$RESULTS/peer.unavailable" 2>/dev/null || echo "node or npm missing" >"$RESULTS/peer.unavailable"
     fi
+fi
+
+# --- Memory and soak ------------------------------------------------------------------------
+
+if [[ "${BENCH_MEMORY:-0}" == 1 ]]; then
+    log "running bench/memory.sh"
+    "$BENCH/memory.sh" >"$WORK/memory.md"
+    mv "$WORK/memory.md" "$BENCH/memory.md"
+fi
+if [[ "${BENCH_SOAK:-0}" == 1 ]]; then
+    log "running bench/soak.sh"
+    SOAK_OUTPUT="$BENCH/soak.md" "$BENCH/soak.sh" >/dev/null
 fi
 
 # --- Report ---------------------------------------------------------------------------------
