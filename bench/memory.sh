@@ -45,6 +45,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for package in wrk sqlite3; do
+    if ! command -v "$package" >/dev/null; then
+        log "installing $package with apt-get"
+        apt-get install -y "$package" >/dev/null \
+            || { apt-get update >/dev/null && apt-get install -y "$package" >/dev/null; }
+    fi
+done
 for tool in wrk curl python3 sqlite3 cargo; do
     command -v "$tool" >/dev/null || { log "$tool is required but not installed"; exit 1; }
 done

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-60}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for target in jws_parse api_key_parse jwks_parse config_parse; do
+for target in jws_parse api_key_parse jwks_parse config_parse classify; do
     echo "=== fuzzing ${target} for ${seconds} s ==="
     cargo fuzz run "$target" "corpus/${target}" -- -max_total_time="$seconds" -max_len=8192
 done
