@@ -318,16 +318,27 @@ impl Audit {
         receiver.await.map_err(|_| AuditError::Closed)
     }
 
+    /// Queues `message`, waiting for room when the queue is full.
+    ///
+    /// With room in the queue, the message is queued before the first await point. Hyper drops a
+    /// request's future when its client disconnects, and a drop between the decision and the
+    /// enqueue would leave a decision without its event.
     async fn enqueue(&self, message: Message) -> Result<(), AuditError> {
+        let message = match self.sender.try_send(message) {
+            Ok(()) => {
+                self.wake_when_batch_full();
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(AuditError::Closed),
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
         match self
             .sender
             .send_timeout(message, self.enqueue_timeout)
             .await
         {
             Ok(()) => {
-                if self.queue_depth() >= self.batch_size {
-                    self.wake.notify_one();
-                }
+                self.wake_when_batch_full();
                 Ok(())
             }
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
@@ -338,6 +349,12 @@ impl Audit {
                 Err(AuditError::QueueFull(self.enqueue_timeout))
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(AuditError::Closed),
+        }
+    }
+
+    fn wake_when_batch_full(&self) {
+        if self.queue_depth() >= self.batch_size {
+            self.wake.notify_one();
         }
     }
 }
