@@ -21,7 +21,8 @@ struct Daemon {
 
 fn config(dir: &Path) -> Config {
     let keys = dir.join("keys.csv");
-    // A hashed key file: no input the fuzzer finds can match the stored SHA-256 digest.
+    // The stored digest is the SHA-256 of `test`, which the recognition pattern below never
+    // matches, so no input can verify against the file.
     std::fs::write(
         &keys,
         "id,prefix,hash\nk1,abcdefgh,9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
