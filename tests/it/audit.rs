@@ -17,6 +17,11 @@ use crate::common::{admin, backends, basic, form, Backend, TestApp};
 /// Flushes the audit queue and reads every event in the store, oldest first.
 async fn events(t: &TestApp) -> Vec<StoredEvent> {
     t.app.audit.flush().await.expect("flush the audit queue");
+    stored_events(t).await
+}
+
+/// Reads every event in the store, oldest first, without flushing the queue.
+async fn stored_events(t: &TestApp) -> Vec<StoredEvent> {
     events_page(
         &t.app.store,
         &EventFilter::default(),
@@ -530,16 +535,7 @@ async fn concurrent_verifications_are_all_recorded() {
 
 /// Counts the stored events without flushing the queue first.
 async fn stored_count(t: &TestApp) -> usize {
-    events_page(
-        &t.app.store,
-        &EventFilter::default(),
-        None,
-        PageOrder::Ascending,
-        100_000,
-    )
-    .await
-    .expect("read events")
-    .len()
+    stored_events(t).await.len()
 }
 
 /// Polls until `count` events are stored, for at most `limit`.
