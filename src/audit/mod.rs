@@ -224,7 +224,7 @@ enum Message {
 /// The handle handlers record events with; owned by [`crate::app::App`].
 pub struct Audit {
     sender: mpsc::Sender<Message>,
-    /// Wakes the writer early: when the queue holds a full batch, and after a flush or shutdown
+    /// Wakes the writer early: when the queue contains a full batch, and after a flush or shutdown
     /// message, because in batched mode it otherwise sleeps until a batch's deadline.
     wake: Arc<Notify>,
     batch_size: usize,

@@ -128,9 +128,10 @@ pub(crate) async fn insert_batch(
 /// Returns `rows` groups of `columns` placeholders for a multi-row INSERT.
 ///
 /// SQLite gets anonymous `?` placeholders. sqlx binds each numbered `$n` by asking SQLite for
-/// its name, and SQLite finds a name by walking the list of all names, so binding a statement
-/// with thousands of `$n` placeholders takes time quadratic in their number (it took most of
-/// the audit writer's time before). PostgreSQL only accepts `$n`.
+/// its name, and SQLite finds a name by walking the list of all names. Binding a statement with
+/// thousands of `$n` placeholders therefore takes time quadratic in their number: 45 % of the
+/// daemon's CPU under verify load in a perf profile, before this change. PostgreSQL only accepts
+/// `$n`.
 fn values_placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let groups: Vec<String> = (0..rows)
         .map(|row| {

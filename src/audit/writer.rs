@@ -70,7 +70,7 @@ impl Writer {
     /// In batched mode, once a batch is open the writer does not wait on the queue for each
     /// event, because every such wait lets the next sender wake this task, once per event. It
     /// sleeps until the batch's deadline instead, or until `wake` fires: [`super::Audit`] fires
-    /// it when the queue holds a full batch and after sending a flush or shutdown message.
+    /// it when the queue contains a full batch and after sending a flush or shutdown message.
     pub(super) async fn run(mut self, mut receiver: mpsc::Receiver<Message>, wake: Arc<Notify>) {
         let mut batch: Vec<Pending> = Vec::new();
         let mut deadline = Instant::now();

@@ -139,7 +139,7 @@ impl<'a> CompactJws<'a> {
 /// Reads the unverified `iss` of a compact JWS without decoding or checking anything else: the
 /// classifier uses it to pick exactly one verifier.
 ///
-/// Only `iss` is deserialized; the other claims are skipped without building values. A payload
+/// Only `iss` is deserialized, and the other claims are skipped without building values. A payload
 /// that names `iss` twice has no issuer here, so such a token is malformed.
 pub fn peek_issuer(token: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
