@@ -83,9 +83,14 @@ impl Writer {
                 match receiver.try_recv() {
                     Ok(message) => Some(message),
                     Err(TryRecvError::Disconnected) => None,
+                    Err(TryRecvError::Empty) if Instant::now() >= deadline => {
+                        self.write(&mut batch).await;
+                        continue;
+                    }
                     Err(TryRecvError::Empty) => {
+                        // After either, the loop takes what arrived meanwhile before it writes.
                         tokio::select! {
-                            _ = tokio::time::sleep_until(deadline) => self.write(&mut batch).await,
+                            _ = tokio::time::sleep_until(deadline) => {}
                             _ = wake.notified() => {}
                         }
                         continue;
