@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use serde::Deserialize;
 
+use super::rate_limit::verify_limited;
 use super::{presented_credential, ApiError, AppState, RequestInfo};
 use crate::audit::{Action, AuditEvent};
 use crate::ids::TenantId;
@@ -93,17 +94,8 @@ async fn authenticate(
     request: &RequestInfo,
     headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
-    let address = app.failure_limiter.address_of(request, headers);
-    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
-        return Err(ApiError::TooManyRequests(seconds));
-    }
-    let decision = app
-        .verifier
-        .verify(credential, &Requirements::default())
-        .await;
-    if decision.http_status() == 401 {
-        app.failure_limiter.record_failure(address);
-    }
+    let decision =
+        verify_limited(app, request, headers, credential, &Requirements::default()).await?;
     let identity = decision.identity.as_ref().filter(|_| decision.is_valid());
     match identity {
         Some(identity) if identity.roles.contains("admin") => Ok(identity.tenant_id.clone()),

@@ -15,6 +15,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::rate_limit::verify_limited;
 use super::{presented_credential, ApiError, AppState, RequestInfo};
 use crate::audit::{Action, AuditEvent};
 use crate::credentials::Mode;
@@ -106,17 +107,8 @@ async fn forward_auth(
         ));
     };
 
-    let address = app.failure_limiter.address_of(&info, &headers);
-    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
-        return Err(ApiError::TooManyRequests(seconds));
-    }
-    let decision = app
-        .verifier
-        .verify(credential.expose(), &requirements)
-        .await;
-    if decision.http_status() == 401 {
-        app.failure_limiter.record_failure(address);
-    }
+    let decision =
+        verify_limited(&app, &info, &headers, credential.expose(), &requirements).await?;
     app.audit
         .record(info.tag(AuditEvent::from_decision(Action::Verify, &decision)))
         .await?;

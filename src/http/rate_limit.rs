@@ -192,6 +192,27 @@ fn counting_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Verifies `credential` for a request unless its client address is blocked, and counts a
+/// credential that does not verify (401) as a failure of that address. Used by every endpoint
+/// whose caller presents the credential under check in a header.
+pub async fn verify_limited(
+    app: &crate::app::App,
+    info: &RequestInfo,
+    headers: &HeaderMap,
+    credential: &str,
+    requirements: &crate::verify::Requirements,
+) -> Result<crate::verify::Decision, super::ApiError> {
+    let address = app.failure_limiter.address_of(info, headers);
+    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
+        return Err(super::ApiError::TooManyRequests(seconds));
+    }
+    let decision = app.verifier.verify(credential, requirements).await;
+    if decision.http_status() == 401 {
+        app.failure_limiter.record_failure(address);
+    }
+    Ok(decision)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

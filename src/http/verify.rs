@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::rate_limit::verify_limited;
 use super::{parse_json, presented_credential, ApiError, AppState, RequestInfo};
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::clock::to_rfc3339;
@@ -122,17 +123,8 @@ async fn verify(
         ));
     };
 
-    let address = app.failure_limiter.address_of(&info, &headers);
-    if let Some(seconds) = app.failure_limiter.blocked_for(address) {
-        return Err(ApiError::TooManyRequests(seconds));
-    }
-    let decision = app
-        .verifier
-        .verify(credential.expose(), &requirements)
-        .await;
-    if decision.http_status() == 401 {
-        app.failure_limiter.record_failure(address);
-    }
+    let decision =
+        verify_limited(&app, &info, &headers, credential.expose(), &requirements).await?;
     let event = AuditEvent::from_decision(Action::Verify, &decision);
     app.audit.record(info.tag(event)).await?;
     tracing::info!(

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use serde_json::Value;
 
+use super::rate_limit::verify_limited;
 use super::{presented_credential, ApiError, AppState, RequestInfo};
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::ids::TenantId;
@@ -60,17 +61,14 @@ impl FromRequestParts<AppState> for AdminCaller {
                 "send an admin API key in Authorization: Bearer or X-API-Key".to_owned(),
             ));
         };
-        let address = app.failure_limiter.address_of(&request, &parts.headers);
-        if let Some(seconds) = app.failure_limiter.blocked_for(address) {
-            return Err(ApiError::TooManyRequests(seconds));
-        }
-        let decision = app
-            .verifier
-            .verify(credential.expose(), &Requirements::default())
-            .await;
-        if decision.http_status() == 401 {
-            app.failure_limiter.record_failure(address);
-        }
+        let decision = verify_limited(
+            app,
+            &request,
+            &parts.headers,
+            credential.expose(),
+            &Requirements::default(),
+        )
+        .await?;
         let lacks_admin_role = decision
             .identity
             .as_ref()
