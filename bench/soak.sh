@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Soak test: drives authbridge at about 70 % of its maximum verify throughput for a long run and
-# checks that no request fails, that every verify decision has its audit event, and that the
-# daemon's resident memory stays flat after a warm-up.
+# Soak test: drives authbridge at about 70 % of its maximum verify throughput for a long run.
+# It checks that no request fails, that every verify decision has its audit event, and that
+# the daemon's resident memory stays flat after a warm-up.
 #
 # Builds the daemon in release mode and starts it on a fresh SQLite data directory with the
 # default settings (batched audit, progress bookkeeping on, log level warn). The load is

@@ -1,6 +1,6 @@
 //! Faults with the real binary: a PostgreSQL outage under load, `kill -9` of an import and
 //! `kill -9` of a daemon under load. Each test checks what the daemon promises afterwards: no
-//! answered request without its audit event, intact audit chains, and an import that resumes.
+//! successful response without its audit event, intact audit chains, and an import that resumes.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -347,7 +347,7 @@ fn assert_prompt_answers(what: &str, samples: &[Sample], expected: &[StatusCode]
     );
 }
 
-/// Asserts that every verify answered 200 has its audit event once the writer has caught up,
+/// Asserts that every verify that got 200 has its audit event once the writer has caught up,
 /// and that `authbridge audit verify` finds the daemon's chain intact.
 async fn assert_verifies_audited(run: &OutageRun) {
     let answered = request_ids_with(&run.verifies, StatusCode::OK);
@@ -465,9 +465,9 @@ async fn postgres_outage_under_load() {
     assert_verifies_audited(&run).await;
 }
 
-/// An outage longer than the audit queue absorbs: with room for 1,000 events and unpaced
-/// load, the queue fills within the outage. Verification then returns 503 after
-/// `audit.enqueue_timeout_ms` (backpressure) instead of answering without a stored event.
+/// An outage longer than the audit queue absorbs. With room for 1,000 events and unpaced load,
+/// the queue fills within the outage. Verification then returns 503 after
+/// `audit.enqueue_timeout_ms` (backpressure) rather than a 200 without a stored event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_beyond_audit_queue() {
     let Some(Backend::Postgres(server_url)) = postgres_backend() else {

@@ -533,7 +533,7 @@ async fn imported_row_is_served_from_memory() {
     let (valid, _) = fixture_key(&fixture, "valid");
     assert_reason(&app, &valid, StatusCode::OK, "valid", "first verification").await;
 
-    // Both copies are gone: only the row cached by the first verification can answer.
+    // Both copies are gone, so only the row cached by the first verification can decide.
     sqlx::query("DELETE FROM legacy_keys")
         .execute(app.app.store.pool())
         .await
