@@ -20,6 +20,7 @@ pub mod report;
 pub mod store;
 mod writer;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,6 +213,15 @@ impl From<AuditError> for crate::http::OAuthError {
 }
 
 /// A message to the writer task.
+/// The signal that wakes a sleeping batched writer.
+#[derive(Default)]
+struct WriterWake {
+    notify: Notify,
+    /// Events in the writer's open batch, set before it sleeps. A stale value costs at most one
+    /// early wake-up or a write at the batch's deadline.
+    held: AtomicUsize,
+}
+
 enum Message {
     /// An event, with the sender to notify after its transaction commits (`sync` mode).
     Event(Box<AuditEvent>, Option<oneshot::Sender<Result<(), String>>>),
@@ -224,9 +234,10 @@ enum Message {
 /// The handle handlers record events with; owned by [`crate::app::App`].
 pub struct Audit {
     sender: mpsc::Sender<Message>,
-    /// Wakes the writer early: when the queue contains a full batch, and after a flush or shutdown
-    /// message, because in batched mode it otherwise sleeps until a batch's deadline.
-    wake: Arc<Notify>,
+    /// Wakes the writer early: when the queue and the writer's open batch together contain a
+    /// full batch, and after a flush or shutdown message, because in batched mode the writer
+    /// otherwise sleeps until a batch's deadline.
+    wake: Arc<WriterWake>,
     batch_size: usize,
     mode: AuditMode,
     enqueue_timeout: Duration,
@@ -248,7 +259,7 @@ impl Audit {
     pub fn start(store: Store, config: &AuditConfig, clock: SharedClock) -> Self {
         let chain_id = uuid::Uuid::now_v7().simple().to_string();
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(WriterWake::default());
         let writer = writer::Writer::new(store, config, clock.clone(), chain_id.clone());
         tokio::spawn(writer.run(receiver, wake.clone()));
         tracing::info!(audit.chain = %chain_id, mode = ?config.mode, "audit writer started");
@@ -302,7 +313,7 @@ impl Audit {
             .send(Message::Flush(sender))
             .await
             .map_err(|_| AuditError::Closed)?;
-        self.wake.notify_one();
+        self.wake.notify.notify_one();
         receiver.await.map_err(|_| AuditError::Closed)
     }
 
@@ -314,7 +325,7 @@ impl Audit {
             .send(Message::Shutdown(sender))
             .await
             .map_err(|_| AuditError::Closed)?;
-        self.wake.notify_one();
+        self.wake.notify.notify_one();
         receiver.await.map_err(|_| AuditError::Closed)
     }
 
@@ -353,8 +364,8 @@ impl Audit {
     }
 
     fn wake_when_batch_full(&self) {
-        if self.queue_depth() >= self.batch_size {
-            self.wake.notify_one();
+        if self.queue_depth() + self.wake.held.load(Ordering::Relaxed) >= self.batch_size {
+            self.wake.notify.notify_one();
         }
     }
 }

@@ -1,17 +1,18 @@
 //! The writer task: takes events from the queue, chains them and writes each batch in one
 //! transaction. It owns the chain's next sequence number and last hash, so no lock is needed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::chain::{HashInput, GENESIS_HASH};
 use super::store::{self, StoredEvent};
-use super::{AuditEvent, Message};
+use super::{AuditEvent, Message, WriterWake};
 use crate::clock::SharedClock;
 use crate::config::{AuditConfig, AuditMode};
 use crate::store::Store;
@@ -70,8 +71,13 @@ impl Writer {
     /// In batched mode, once a batch is open the writer does not wait on the queue for each
     /// event, because every such wait lets the next sender wake this task, once per event. It
     /// sleeps until the batch's deadline instead, or until `wake` fires: [`super::Audit`] fires
-    /// it when the queue contains a full batch and after sending a flush or shutdown message.
-    pub(super) async fn run(mut self, mut receiver: mpsc::Receiver<Message>, wake: Arc<Notify>) {
+    /// it when the queue and the open batch together contain a full batch, and after sending a
+    /// flush or shutdown message.
+    pub(super) async fn run(
+        mut self,
+        mut receiver: mpsc::Receiver<Message>,
+        wake: Arc<WriterWake>,
+    ) {
         let mut batch: Vec<Pending> = Vec::new();
         let mut deadline = Instant::now();
         let mut stopped_waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -89,10 +95,12 @@ impl Writer {
                     }
                     Err(TryRecvError::Empty) => {
                         // After either, the loop takes what arrived meanwhile before it writes.
+                        wake.held.store(batch.len(), Ordering::Relaxed);
                         tokio::select! {
                             _ = tokio::time::sleep_until(deadline) => {}
-                            _ = wake.notified() => {}
+                            _ = wake.notify.notified() => {}
                         }
+                        wake.held.store(0, Ordering::Relaxed);
                         continue;
                     }
                 }
